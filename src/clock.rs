@@ -1,0 +1,43 @@
+//! Local wall-clock time as calendar fields. The seed's lines carry local time, so the
+//! timezone database has to be consulted; `localtime_r` does that without another crate.
+#![allow(unsafe_code)]
+
+use std::time::{SystemTime, UNIX_EPOCH};
+
+/// A calendar date and time of day, to the second.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct LocalTime {
+    pub year: i32,
+    pub month: u8,
+    pub day: u8,
+    pub hour: u8,
+    pub minute: u8,
+    pub second: u8,
+}
+
+/// Converts `at` to the local timezone (`TZ`, else /etc/localtime).
+pub fn local(at: SystemTime) -> LocalTime {
+    let seconds = match at.duration_since(UNIX_EPOCH) {
+        Ok(since) => since.as_secs() as libc::time_t,
+        Err(before) => -(before.duration().as_secs() as libc::time_t),
+    };
+    // SAFETY: an all-zero `tm` is a valid value for a plain C struct of integers and a
+    // nullable pointer; `localtime_r` only writes into it.
+    let mut tm: libc::tm = unsafe { std::mem::zeroed() };
+    // SAFETY: both pointers are valid for the duration of the call; `localtime_r` is the
+    // thread-safe variant and keeps no reference to them.
+    let converted = unsafe { libc::localtime_r(&seconds, &mut tm) };
+    if converted.is_null() {
+        // Only a year outside `int` range fails; show the epoch rather than invent a date.
+        return LocalTime { year: 1970, month: 1, day: 1, hour: 0, minute: 0, second: 0 };
+    }
+    LocalTime {
+        year: tm.tm_year + 1900,
+        month: (tm.tm_mon + 1) as u8,
+        day: tm.tm_mday as u8,
+        hour: tm.tm_hour as u8,
+        minute: tm.tm_min as u8,
+        // A leap second shows as :60 in some zones; the line format has no room for it.
+        second: tm.tm_sec.min(59) as u8,
+    }
+}

@@ -1,0 +1,307 @@
+//! Command-line flags and `LATENCY_*` environment variables → a validated [`Config`].
+//! A flag wins over its variable; every rejection names the flag (or variable), the value and
+//! what is allowed, in one line.
+
+pub mod duration;
+
+use std::fmt;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::time::Duration;
+
+/// The shortest interval accepted: a results file line every 100 ms is already a flood.
+pub const MIN_INTERVAL: Duration = Duration::from_millis(100);
+/// The shortest timeout accepted: no reply arrives in less.
+pub const MIN_TIMEOUT: Duration = Duration::from_millis(1);
+
+/// Everything the daemon needs to start.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Config {
+    /// Host name or IPv4 address; `None` runs the daemon idle until one is configured.
+    pub target: Option<String>,
+    pub interval: Duration,
+    pub timeout: Duration,
+    pub listen: SocketAddr,
+    pub results: PathBuf,
+}
+
+/// What the command line asks for.
+#[derive(Debug, PartialEq, Eq)]
+pub enum Command {
+    Run(Config),
+    Help,
+    Version,
+}
+
+/// A rejected setting: where it came from, its value and why.
+#[derive(Debug, PartialEq, Eq)]
+pub struct ConfigError {
+    /// `--interval` or `LATENCY_INTERVAL`.
+    pub source: String,
+    pub value: String,
+    pub reason: String,
+}
+
+impl fmt::Display for ConfigError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        if self.value.is_empty() {
+            write!(f, "{}: {}", self.source, self.reason)
+        } else {
+            write!(f, "{} {}: {}", self.source, self.value, self.reason)
+        }
+    }
+}
+
+impl std::error::Error for ConfigError {}
+
+pub const USAGE: &str = "\
+Usage: latency [OPTIONS]
+
+Measures ICMP round-trip time to a target, appends one line per probe to a results
+file and serves them over HTTP (GET /latency, GET /latency-results[?tail=N]).
+
+Options (each also read from the environment variable shown; the flag wins):
+  --target HOST        LATENCY_TARGET    IPv4 address or host name to probe (default: none,
+                                         the daemon idles and /latency answers 503)
+  --interval DUR       LATENCY_INTERVAL  time between scheduled probes (default: 60s)
+  --timeout DUR        LATENCY_TIMEOUT   how long to wait for a reply (default: 2s)
+  --listen ADDR:PORT   LATENCY_LISTEN    HTTP listen address (default: 0.0.0.0:5000)
+  --results PATH       LATENCY_RESULTS   results file (default: $STATE_DIRECTORY/results.txt,
+                                         else /var/lib/latency/results.txt)
+  -h, --help           print this help
+  -V, --version        print the version
+
+DUR is a whole number with a unit: 250ms, 1s, 5m, 1h.
+Signals: SIGTERM/SIGINT stop; SIGHUP reopens the results file and re-resolves the target.
+Log level: RUST_LOG=debug|info|warn|error (default info).
+";
+
+/// One setting: its flag, its variable, and how a missing value is described.
+struct Setting {
+    flag: &'static str,
+    env: &'static str,
+}
+
+const TARGET: Setting = Setting { flag: "--target", env: "LATENCY_TARGET" };
+const INTERVAL: Setting = Setting { flag: "--interval", env: "LATENCY_INTERVAL" };
+const TIMEOUT: Setting = Setting { flag: "--timeout", env: "LATENCY_TIMEOUT" };
+const LISTEN: Setting = Setting { flag: "--listen", env: "LATENCY_LISTEN" };
+const RESULTS: Setting = Setting { flag: "--results", env: "LATENCY_RESULTS" };
+const SETTINGS: [&Setting; 5] = [&TARGET, &INTERVAL, &TIMEOUT, &LISTEN, &RESULTS];
+
+/// A raw value and the name it was given under, for error messages.
+struct Given {
+    source: String,
+    value: String,
+}
+
+impl Given {
+    fn error(&self, reason: impl Into<String>) -> ConfigError {
+        ConfigError { source: self.source.clone(), value: self.value.clone(), reason: reason.into() }
+    }
+}
+
+/// Parses `args` (without the program name) with `env` as the fallback for each flag.
+pub fn parse<I, S>(args: I, env: impl Fn(&str) -> Option<String>) -> Result<Command, ConfigError>
+where
+    I: IntoIterator<Item = S>,
+    S: Into<String>,
+{
+    let mut flags: Vec<(&'static Setting, String)> = Vec::new();
+    let mut args = args.into_iter().map(Into::into);
+    while let Some(arg) = args.next() {
+        match arg.as_str() {
+            "-h" | "--help" => return Ok(Command::Help),
+            "-V" | "--version" => return Ok(Command::Version),
+            _ => {}
+        }
+        let (name, inline_value) = match arg.split_once('=') {
+            Some((name, value)) => (name.to_string(), Some(value.to_string())),
+            None => (arg.clone(), None),
+        };
+        let setting = SETTINGS.iter().find(|s| s.flag == name).ok_or_else(|| ConfigError {
+            source: arg.clone(),
+            value: String::new(),
+            reason: "unknown option; see latency --help".into(),
+        })?;
+        let value = match inline_value.or_else(|| args.next()) {
+            Some(value) => value,
+            None => {
+                return Err(ConfigError {
+                    source: name,
+                    value: String::new(),
+                    reason: "needs a value; see latency --help".into(),
+                })
+            }
+        };
+        flags.retain(|(s, _)| s.flag != setting.flag);
+        flags.push((setting, value));
+    }
+    let given = |setting: &Setting| -> Option<Given> {
+        if let Some((_, value)) = flags.iter().find(|(s, _)| s.flag == setting.flag) {
+            return Some(Given { source: setting.flag.into(), value: value.clone() });
+        }
+        env(setting.env)
+            .filter(|value| !value.is_empty())
+            .map(|value| Given { source: setting.env.into(), value })
+    };
+
+    let target = given(&TARGET).map(|g| parse_target(&g)).transpose()?;
+    let interval = given(&INTERVAL)
+        .map(|g| parse_duration(&g, MIN_INTERVAL))
+        .transpose()?
+        .unwrap_or(Duration::from_secs(60));
+    let timeout_given = given(&TIMEOUT);
+    let timeout = timeout_given
+        .as_ref()
+        .map(|g| parse_duration(g, MIN_TIMEOUT))
+        .transpose()?
+        .unwrap_or(Duration::from_secs(2));
+    if timeout >= interval {
+        let source = timeout_given.unwrap_or(Given {
+            source: TIMEOUT.flag.into(),
+            value: duration::format(timeout),
+        });
+        return Err(source.error(format!(
+            "must be shorter than the interval ({}), so that a probe ends before the next starts",
+            duration::format(interval)
+        )));
+    }
+    let listen = match given(&LISTEN) {
+        Some(g) => g.value.parse().map_err(|_| {
+            g.error("expected ADDRESS:PORT with an IP address, like 0.0.0.0:5000 or 127.0.0.1:8080")
+        })?,
+        None => SocketAddr::from(([0, 0, 0, 0], 5000)),
+    };
+    let results = match given(&RESULTS) {
+        Some(g) => parse_results_path(&g)?,
+        None => default_results_path(env("STATE_DIRECTORY")),
+    };
+    Ok(Command::Run(Config { target, interval, timeout, listen, results }))
+}
+
+fn parse_target(given: &Given) -> Result<String, ConfigError> {
+    let host = given.value.as_str();
+    let valid = host.len() <= 253
+        && host.chars().all(|c| c.is_ascii_alphanumeric() || c == '.' || c == '-')
+        && !host.starts_with(['-', '.']);
+    if valid {
+        Ok(host.to_string())
+    } else {
+        Err(given.error("expected an IPv4 address or a host name, like 198.51.100.2 or db.example.org"))
+    }
+}
+
+fn parse_duration(given: &Given, minimum: Duration) -> Result<Duration, ConfigError> {
+    let value = duration::parse(&given.value).map_err(|reason| given.error(reason))?;
+    if value < minimum {
+        return Err(given.error(format!("must be at least {}", duration::format(minimum))));
+    }
+    Ok(value)
+}
+
+fn parse_results_path(given: &Given) -> Result<PathBuf, ConfigError> {
+    let path = PathBuf::from(&given.value);
+    if given.value.ends_with('/') || path.file_name().is_none() {
+        return Err(given.error("expected a file path, like /var/lib/latency/results.txt"));
+    }
+    Ok(path)
+}
+
+/// systemd's `StateDirectory=` exports `STATE_DIRECTORY`, a colon-separated list of which the
+/// first entry is ours.
+fn default_results_path(state_directory: Option<String>) -> PathBuf {
+    let dir = state_directory
+        .as_deref()
+        .and_then(|dirs| dirs.split(':').next())
+        .filter(|dir| !dir.is_empty())
+        .unwrap_or("/var/lib/latency");
+    PathBuf::from(dir).join("results.txt")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn run(args: &[&str], env: &[(&str, &str)]) -> Result<Config, ConfigError> {
+        let env: Vec<(String, String)> =
+            env.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect();
+        match parse(args.iter().copied(), |name| {
+            env.iter().find(|(k, _)| k == name).map(|(_, v)| v.clone())
+        })? {
+            Command::Run(config) => Ok(config),
+            other => panic!("expected a config, got {other:?}"),
+        }
+    }
+
+    #[test]
+    fn defaults_match_the_documented_table() {
+        let config = run(&[], &[]).unwrap();
+        assert_eq!(
+            config,
+            Config {
+                target: None,
+                interval: Duration::from_secs(60),
+                timeout: Duration::from_secs(2),
+                listen: "0.0.0.0:5000".parse().unwrap(),
+                results: "/var/lib/latency/results.txt".into(),
+            }
+        );
+    }
+
+    #[test]
+    fn flags_win_over_environment_and_both_forms_work() {
+        let env = [("LATENCY_TARGET", "203.0.113.9"), ("LATENCY_INTERVAL", "5s")];
+        let config = run(&["--target", "198.51.100.2", "--interval=10s"], &env).unwrap();
+        assert_eq!(config.target.as_deref(), Some("198.51.100.2"));
+        assert_eq!(config.interval, Duration::from_secs(10));
+        let config = run(&[], &env).unwrap();
+        assert_eq!(config.target.as_deref(), Some("203.0.113.9"));
+        assert_eq!(config.interval, Duration::from_secs(5));
+    }
+
+    #[test]
+    fn state_directory_sets_the_default_results_path() {
+        let config = run(&[], &[("STATE_DIRECTORY", "/var/lib/latency:/var/lib/other")]).unwrap();
+        assert_eq!(config.results, PathBuf::from("/var/lib/latency/results.txt"));
+        let config = run(&[], &[("STATE_DIRECTORY", "/srv/state")]).unwrap();
+        assert_eq!(config.results, PathBuf::from("/srv/state/results.txt"));
+    }
+
+    #[test]
+    fn empty_environment_values_mean_unset() {
+        let config = run(&[], &[("LATENCY_TARGET", ""), ("LATENCY_INTERVAL", "")]).unwrap();
+        assert_eq!(config.target, None);
+        assert_eq!(config.interval, Duration::from_secs(60));
+    }
+
+    #[test]
+    fn help_and_version() {
+        assert_eq!(parse(["--help"], |_| None), Ok(Command::Help));
+        assert_eq!(parse(["-V"], |_| None), Ok(Command::Version));
+    }
+
+    #[test]
+    fn bad_values_name_source_value_and_rule() {
+        let cases: &[(&[&str], &[(&str, &str)], &str)] = &[
+            (&["--interval", "0"], &[], "--interval 0: missing unit"),
+            (&["--interval", "0s"], &[], "--interval 0s: must be at least 100ms"),
+            (&["--timeout", "0ms"], &[], "--timeout 0ms: must be at least 1ms"),
+            (&["--listen", "nonsense"], &[], "--listen nonsense: expected ADDRESS:PORT"),
+            (&["--listen", "localhost:5000"], &[], "--listen localhost:5000: expected ADDRESS:PORT"),
+            (&["--target", "bad host!"], &[], "--target bad host!: expected an IPv4 address"),
+            (&["--timeout", "5s", "--interval", "5s"], &[], "--timeout 5s: must be shorter than the interval (5s)"),
+            (&["--interval", "1s"], &[], "--timeout 2s: must be shorter than the interval (1s)"),
+            (&["--results", "/var/lib/"], &[], "--results /var/lib/: expected a file path"),
+            (&["--bogus"], &[], "--bogus: unknown option"),
+            (&["--target"], &[], "--target: needs a value"),
+            (&[], &[("LATENCY_INTERVAL", "fast")], "LATENCY_INTERVAL fast: expected a whole number"),
+            (&[], &[("LATENCY_TIMEOUT", "3m")], "LATENCY_TIMEOUT 3m: must be shorter than the interval (1m)"),
+        ];
+        for (args, env, message) in cases {
+            let err = run(args, env).expect_err(message);
+            assert!(err.to_string().starts_with(message), "{args:?}: got '{err}', want '{message}'");
+            assert!(!err.to_string().contains('\n'));
+        }
+    }
+}

@@ -1,0 +1,194 @@
+//! ICMP echo request/reply and the error messages that quote an echo request.
+
+use std::fmt;
+use std::net::Ipv4Addr;
+
+use super::{PacketError, checksum, ipv4};
+
+pub const ECHO_REPLY: u8 = 0;
+pub const DESTINATION_UNREACHABLE: u8 = 3;
+pub const ECHO_REQUEST: u8 = 8;
+pub const TIME_EXCEEDED: u8 = 11;
+pub const PARAMETER_PROBLEM: u8 = 12;
+/// Type, code, checksum, identifier, sequence.
+pub const HEADER_LEN: usize = 8;
+
+/// An echo request or reply.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Echo<'a> {
+    pub identifier: u16,
+    pub sequence: u16,
+    pub payload: &'a [u8],
+}
+
+impl Echo<'_> {
+    /// Appends the echo request to `out`, checksum filled in.
+    pub fn encode_request(&self, out: &mut Vec<u8>) {
+        let start = out.len();
+        out.extend_from_slice(&[ECHO_REQUEST, 0, 0, 0]);
+        out.extend_from_slice(&self.identifier.to_be_bytes());
+        out.extend_from_slice(&self.sequence.to_be_bytes());
+        out.extend_from_slice(self.payload);
+        let sum = checksum::internet(&out[start..]);
+        out[start + 2..start + 4].copy_from_slice(&sum.to_be_bytes());
+    }
+}
+
+/// Why a router or the target refused the probe.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ErrorKind {
+    Unreachable(u8),
+    TimeExceeded,
+    ParameterProblem,
+}
+
+impl fmt::Display for ErrorKind {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let text = match self {
+            ErrorKind::Unreachable(0) => "network unreachable",
+            ErrorKind::Unreachable(1) => "host unreachable",
+            ErrorKind::Unreachable(2) => "protocol unreachable",
+            ErrorKind::Unreachable(3) => "port unreachable",
+            ErrorKind::Unreachable(4) => "fragmentation needed",
+            ErrorKind::Unreachable(9 | 10 | 13) => "administratively prohibited",
+            ErrorKind::Unreachable(code) => return write!(f, "destination unreachable (code {code})"),
+            ErrorKind::TimeExceeded => "time to live exceeded",
+            ErrorKind::ParameterProblem => "parameter problem",
+        };
+        f.write_str(text)
+    }
+}
+
+/// The echo request quoted inside an ICMP error: enough to tell whether it was ours.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Quoted {
+    pub destination: Ipv4Addr,
+    pub identifier: u16,
+    pub sequence: u16,
+}
+
+/// An ICMP message as received.
+#[derive(Debug, PartialEq, Eq)]
+pub enum Message<'a> {
+    EchoReply { echo: Echo<'a>, checksum_valid: bool },
+    Error { kind: ErrorKind, quoted: Quoted, checksum_valid: bool },
+    /// Any other type, or an error quoting something other than an echo request.
+    Other { kind: u8 },
+}
+
+/// Parses an ICMP message (no IP header in front).
+pub fn parse(data: &[u8]) -> Result<Message<'_>, PacketError> {
+    if data.len() < HEADER_LEN {
+        return Err(PacketError::Truncated("ICMP header"));
+    }
+    let checksum_valid = checksum::is_valid(data);
+    let (kind, code) = (data[0], data[1]);
+    let word = |at: usize| u16::from_be_bytes([data[at], data[at + 1]]);
+    let error_kind = match kind {
+        ECHO_REPLY => {
+            let echo = Echo { identifier: word(4), sequence: word(6), payload: &data[HEADER_LEN..] };
+            return Ok(Message::EchoReply { echo, checksum_valid });
+        }
+        DESTINATION_UNREACHABLE => ErrorKind::Unreachable(code),
+        TIME_EXCEEDED => ErrorKind::TimeExceeded,
+        PARAMETER_PROBLEM => ErrorKind::ParameterProblem,
+        _ => return Ok(Message::Other { kind }),
+    };
+    let original = &data[HEADER_LEN..];
+    let header = ipv4::parse(original, true)?;
+    let icmp = &original[header.length..];
+    if header.protocol != ipv4::PROTOCOL_ICMP || icmp.len() < HEADER_LEN || icmp[0] != ECHO_REQUEST {
+        return Ok(Message::Other { kind });
+    }
+    let quoted = Quoted {
+        destination: header.destination,
+        identifier: u16::from_be_bytes([icmp[4], icmp[5]]),
+        sequence: u16::from_be_bytes([icmp[6], icmp[7]]),
+    };
+    Ok(Message::Error { kind: error_kind, quoted, checksum_valid })
+}
+
+#[cfg(test)]
+pub(crate) mod tests {
+    use super::*;
+    use crate::packet::ipv4::tests::wrap;
+
+    const US: Ipv4Addr = Ipv4Addr::new(198, 51, 100, 1);
+    const TARGET: Ipv4Addr = Ipv4Addr::new(198, 51, 100, 2);
+
+    /// The reply a well-behaved target sends to `request`.
+    pub fn reply_to(request: &[u8]) -> Vec<u8> {
+        let mut reply = request.to_vec();
+        reply[0] = ECHO_REPLY;
+        reply[2..4].copy_from_slice(&[0, 0]);
+        let sum = checksum::internet(&reply);
+        reply[2..4].copy_from_slice(&sum.to_be_bytes());
+        reply
+    }
+
+    fn request(identifier: u16, sequence: u16, payload: &[u8]) -> Vec<u8> {
+        let mut out = Vec::new();
+        Echo { identifier, sequence, payload }.encode_request(&mut out);
+        out
+    }
+
+    #[test]
+    fn encodes_a_request_the_kernel_accepts() {
+        // 0x0800 + 0x1234 + 0x0001 + 0x6161 + 0x6161 = 0xdcf7, whose complement is 0x2308.
+        let packet = request(0x1234, 1, b"aaaa");
+        assert_eq!(packet, [8, 0, 0x23, 0x08, 0x12, 0x34, 0, 1, b'a', b'a', b'a', b'a']);
+        assert!(checksum::is_valid(&packet));
+    }
+
+    #[test]
+    fn parses_a_reply_and_flags_a_bad_checksum() {
+        let mut reply = reply_to(&request(7, 9, b"token"));
+        let echo = Echo { identifier: 7, sequence: 9, payload: b"token" };
+        assert_eq!(parse(&reply), Ok(Message::EchoReply { echo, checksum_valid: true }));
+        reply[8] ^= 1;
+        assert!(matches!(parse(&reply), Ok(Message::EchoReply { checksum_valid: false, .. })));
+    }
+
+    #[test]
+    fn parses_errors_quoting_our_request_with_any_header_length() {
+        for options in [0, 8] {
+            let original = wrap(US, TARGET, options, &request(7, 9, b"token"));
+            let mut error = vec![DESTINATION_UNREACHABLE, 1, 0, 0, 0, 0, 0, 0];
+            error.extend_from_slice(&original[..20 + options + 8]);
+            let sum = checksum::internet(&error);
+            error[2..4].copy_from_slice(&sum.to_be_bytes());
+            let quoted = Quoted { destination: TARGET, identifier: 7, sequence: 9 };
+            assert_eq!(
+                parse(&error),
+                Ok(Message::Error { kind: ErrorKind::Unreachable(1), quoted, checksum_valid: true })
+            );
+        }
+    }
+
+    #[test]
+    fn foreign_types_and_foreign_quotes_are_other() {
+        assert_eq!(parse(&request(1, 1, b"")), Ok(Message::Other { kind: ECHO_REQUEST }));
+        let udp = {
+            let mut original = wrap(US, TARGET, 0, &[0; 8]);
+            original[9] = 17;
+            original
+        };
+        let mut error = vec![TIME_EXCEEDED, 0, 0, 0, 0, 0, 0, 0];
+        error.extend_from_slice(&udp);
+        assert_eq!(parse(&error), Ok(Message::Other { kind: TIME_EXCEEDED }));
+    }
+
+    #[test]
+    fn truncated_messages_are_errors() {
+        assert_eq!(parse(&[0, 0, 0]), Err(PacketError::Truncated("ICMP header")));
+        let error = [DESTINATION_UNREACHABLE, 0, 0, 0, 0, 0, 0, 0, 0x45, 0];
+        assert_eq!(parse(&error), Err(PacketError::Truncated("IPv4 header")));
+    }
+
+    #[test]
+    fn error_kinds_read_as_words() {
+        assert_eq!(ErrorKind::Unreachable(1).to_string(), "host unreachable");
+        assert_eq!(ErrorKind::Unreachable(15).to_string(), "destination unreachable (code 15)");
+        assert_eq!(ErrorKind::TimeExceeded.to_string(), "time to live exceeded");
+    }
+}
