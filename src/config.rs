@@ -283,7 +283,8 @@ mod tests {
 
     #[test]
     fn bad_values_name_source_value_and_rule() {
-        let cases: &[(&[&str], &[(&str, &str)], &str)] = &[
+        type Case<'a> = (&'a [&'a str], &'a [(&'a str, &'a str)], &'a str);
+        let cases: &[Case] = &[
             (&["--interval", "0"], &[], "--interval 0: missing unit"),
             (&["--interval", "0s"], &[], "--interval 0s: must be at least 100ms"),
             (&["--timeout", "0ms"], &[], "--timeout 0ms: must be at least 1ms"),

@@ -1,0 +1,138 @@
+//! The ICMP socket behind a small trait, so the prober can run against the kernel or a script.
+//! All `unsafe` for sockets lives in `linux.rs`.
+
+pub mod linux;
+
+use std::fmt;
+use std::net::Ipv4Addr;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use nix::errno::Errno;
+
+use crate::packet::Framing;
+
+/// Which kind of ICMP socket the kernel granted.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SocketKind {
+    /// `SOCK_RAW`: needs CAP_NET_RAW, sees every ICMP packet on the host with its IP header.
+    Raw,
+    /// `SOCK_DGRAM` "ping socket": allowed by `net.ipv4.ping_group_range`; the kernel picks
+    /// the identifier and delivers only replies to it, without IP header.
+    Datagram,
+}
+
+impl SocketKind {
+    pub fn framing(self) -> Framing {
+        match self {
+            SocketKind::Raw => Framing::WithIpHeader,
+            SocketKind::Datagram => Framing::IcmpOnly,
+        }
+    }
+}
+
+impl fmt::Display for SocketKind {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            SocketKind::Raw => "raw",
+            SocketKind::Datagram => "datagram",
+        })
+    }
+}
+
+/// One received packet: its length in the caller's buffer, sender, and arrival time.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Arrival {
+    pub len: usize,
+    pub source: Ipv4Addr,
+    pub at: Instant,
+}
+
+/// Interrupts a `recv` in progress from another thread.
+pub trait Wake: Send + Sync {
+    fn wake(&self);
+}
+
+pub trait IcmpSocket: Send {
+    fn kind(&self) -> SocketKind;
+    /// Sends `packet` to `target`; returns the monotonic time taken just before the send.
+    fn send_to(&mut self, packet: &[u8], target: Ipv4Addr) -> Result<Instant, NetError>;
+    /// Waits at most `timeout` for a packet. `Ok(None)` means the time ran out or a `Wake`
+    /// interrupted the wait.
+    fn recv(&mut self, buf: &mut [u8], timeout: Duration) -> Result<Option<Arrival>, NetError>;
+    fn waker(&self) -> Arc<dyn Wake>;
+}
+
+/// A socket operation that failed, with what to do about it.
+#[derive(Debug)]
+pub enum NetError {
+    /// Neither socket kind could be opened.
+    Open { raw: Errno, datagram: Errno, gid: u32 },
+    Setup { operation: &'static str, errno: Errno },
+    SendTo { target: Ipv4Addr, errno: Errno },
+    Recv(Errno),
+}
+
+impl fmt::Display for NetError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            NetError::Open { raw, datagram, gid } => write!(
+                f,
+                "cannot open an ICMP socket (raw: {}; datagram: {}): run with CAP_NET_RAW \
+                 (AmbientCapabilities=CAP_NET_RAW in the unit, or setcap cap_net_raw+ep on the \
+                 binary), or let group {gid} use ping sockets: \
+                 sysctl -w net.ipv4.ping_group_range='{gid} {gid}'",
+                raw.desc(),
+                datagram.desc()
+            ),
+            NetError::Setup { operation, errno } => write!(f, "{operation}: {}", errno.desc()),
+            NetError::SendTo { target, errno } => write!(f, "sendto {target}: {}", errno.desc()),
+            NetError::Recv(errno) => write!(f, "recvmsg: {}", errno.desc()),
+        }
+    }
+}
+
+impl std::error::Error for NetError {}
+
+/// When a packet really arrived, on the monotonic clock. The kernel stamps arrival with the
+/// wall clock (`SO_TIMESTAMPNS`); the time it then spent queued is measured against the wall
+/// clock read right after `recvmsg`, and taken off the monotonic reading made at that moment.
+/// A stamp in the future or more than a second old means the wall clock stepped: fall back
+/// to the user-space reading rather than report a wrong round trip.
+pub fn arrival_time(kernel_wall: Option<Duration>, after_wall: Duration, after_monotonic: Instant) -> Instant {
+    let queued = kernel_wall.and_then(|stamp| after_wall.checked_sub(stamp));
+    match queued {
+        Some(queued) if queued < Duration::from_secs(1) => {
+            after_monotonic.checked_sub(queued).unwrap_or(after_monotonic)
+        }
+        _ => after_monotonic,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn arrival_subtracts_queueing_measured_on_the_wall_clock() {
+        let mono = Instant::now();
+        let wall = Duration::from_secs(1_700_000_000);
+        let cases = [
+            (Some(wall - Duration::from_micros(40)), mono - Duration::from_micros(40)),
+            (Some(wall), mono),
+            (None, mono),
+            (Some(wall + Duration::from_millis(5)), mono),
+            (Some(wall - Duration::from_secs(3)), mono),
+        ];
+        for (kernel, expected) in cases {
+            assert_eq!(arrival_time(kernel, wall, mono), expected, "{kernel:?}");
+        }
+    }
+
+    #[test]
+    fn open_error_names_the_capability_and_the_sysctl() {
+        let text = NetError::Open { raw: Errno::EPERM, datagram: Errno::EACCES, gid: 1000 }.to_string();
+        assert!(text.contains("CAP_NET_RAW"), "{text}");
+        assert!(text.contains("net.ipv4.ping_group_range='1000 1000'"), "{text}");
+    }
+}

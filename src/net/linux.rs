@@ -1,0 +1,158 @@
+//! ICMP sockets on Linux through nix/libc. The only socket code with `unsafe` in the crate.
+#![allow(unsafe_code)]
+
+use std::io::IoSliceMut;
+use std::net::{Ipv4Addr, SocketAddrV4};
+use std::os::fd::{AsFd, AsRawFd, OwnedFd};
+use std::sync::Arc;
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use nix::errno::Errno;
+use nix::poll::{PollFd, PollFlags, ppoll};
+use nix::sys::eventfd::{EfdFlags, EventFd};
+use nix::sys::socket::{
+    AddressFamily, ControlMessageOwned, MsgFlags, SockFlag, SockProtocol, SockType, SockaddrIn,
+    recvmsg, sendto, setsockopt, socket, sockopt,
+};
+use nix::sys::time::TimeSpec;
+
+use super::{Arrival, IcmpSocket, NetError, SocketKind, Wake, arrival_time};
+use crate::packet::icmp;
+
+/// `<linux/icmp.h>`: a raw-socket option holding a bitmask of ICMP types to drop.
+const SOL_RAW: libc::c_int = 255;
+const ICMP_FILTER: libc::c_int = 1;
+
+pub struct LinuxSocket {
+    fd: OwnedFd,
+    kind: SocketKind,
+    wake: Arc<EventWake>,
+}
+
+struct EventWake(EventFd);
+
+impl Wake for EventWake {
+    fn wake(&self) {
+        // A full counter (EAGAIN) already means "woken".
+        let _ = self.0.write(1);
+    }
+}
+
+impl LinuxSocket {
+    /// Opens a raw ICMP socket, or the datagram kind when raw sockets are not permitted.
+    pub fn open() -> Result<Self, NetError> {
+        let flags = SockFlag::SOCK_CLOEXEC | SockFlag::SOCK_NONBLOCK;
+        let (fd, kind) = match socket(AddressFamily::Inet, SockType::Raw, flags, SockProtocol::Icmp) {
+            Ok(fd) => (fd, SocketKind::Raw),
+            Err(raw @ (Errno::EPERM | Errno::EACCES)) => {
+                match socket(AddressFamily::Inet, SockType::Datagram, flags, SockProtocol::Icmp) {
+                    Ok(fd) => (fd, SocketKind::Datagram),
+                    Err(datagram) => {
+                        let gid = nix::unistd::getegid().as_raw();
+                        return Err(NetError::Open { raw, datagram, gid });
+                    }
+                }
+            }
+            Err(errno) => return Err(NetError::Setup { operation: "socket(AF_INET, SOCK_RAW)", errno }),
+        };
+        if kind == SocketKind::Raw {
+            install_icmp_filter(&fd)?;
+        }
+        setsockopt(&fd, sockopt::ReceiveTimestampns, &true)
+            .map_err(|errno| NetError::Setup { operation: "setsockopt SO_TIMESTAMPNS", errno })?;
+        let wake = EventFd::from_flags(EfdFlags::EFD_CLOEXEC | EfdFlags::EFD_NONBLOCK)
+            .map_err(|errno| NetError::Setup { operation: "eventfd", errno })?;
+        Ok(LinuxSocket { fd, kind, wake: Arc::new(EventWake(wake)) })
+    }
+
+    fn try_recv(&self, buf: &mut [u8]) -> Result<Option<Arrival>, NetError> {
+        let mut iov = [IoSliceMut::new(buf)];
+        let mut control = nix::cmsg_space!(TimeSpec);
+        let message = match recvmsg::<SockaddrIn>(
+            self.fd.as_raw_fd(),
+            &mut iov,
+            Some(&mut control),
+            MsgFlags::MSG_DONTWAIT | MsgFlags::MSG_TRUNC,
+        ) {
+            Ok(message) => message,
+            Err(Errno::EAGAIN | Errno::EINTR) => return Ok(None),
+            Err(errno) => return Err(NetError::Recv(errno)),
+        };
+        let after_monotonic = Instant::now();
+        let after_wall = SystemTime::now().duration_since(UNIX_EPOCH).unwrap_or_default();
+        let kernel_wall = message.cmsgs().ok().and_then(|mut cmsgs| {
+            cmsgs.find_map(|cmsg| match cmsg {
+                ControlMessageOwned::ScmTimestampns(ts) => {
+                    let secs = u64::try_from(ts.tv_sec()).ok()?;
+                    let nanos = u32::try_from(ts.tv_nsec()).ok()?;
+                    Some(Duration::new(secs, nanos))
+                }
+                _ => None,
+            })
+        });
+        let source = message.address.map_or(Ipv4Addr::UNSPECIFIED, |a| *SocketAddrV4::from(a).ip());
+        // MSG_TRUNC reports the full length; a packet larger than the buffer is cut to it.
+        let len = message.bytes.min(buf.len());
+        Ok(Some(Arrival { len, source, at: arrival_time(kernel_wall, after_wall, after_monotonic) }))
+    }
+}
+
+/// Lets through only what the prober reads: echo replies and the errors that quote a request.
+fn install_icmp_filter(fd: &OwnedFd) -> Result<(), NetError> {
+    let wanted = [icmp::ECHO_REPLY, icmp::DESTINATION_UNREACHABLE, icmp::TIME_EXCEEDED, icmp::PARAMETER_PROBLEM];
+    let blocked: u32 = !wanted.iter().fold(0u32, |mask, kind| mask | 1 << kind);
+    // SAFETY: `blocked` outlives the call and its size is passed; the kernel copies it.
+    let result = unsafe {
+        libc::setsockopt(
+            fd.as_raw_fd(),
+            SOL_RAW,
+            ICMP_FILTER,
+            (&blocked as *const u32).cast(),
+            std::mem::size_of::<u32>() as libc::socklen_t,
+        )
+    };
+    Errno::result(result)
+        .map(drop)
+        .map_err(|errno| NetError::Setup { operation: "setsockopt ICMP_FILTER", errno })
+}
+
+impl IcmpSocket for LinuxSocket {
+    fn kind(&self) -> SocketKind {
+        self.kind
+    }
+
+    fn send_to(&mut self, packet: &[u8], target: Ipv4Addr) -> Result<Instant, NetError> {
+        let address = SockaddrIn::from(SocketAddrV4::new(target, 0));
+        let sent = Instant::now();
+        match sendto(self.fd.as_raw_fd(), packet, &address, MsgFlags::empty()) {
+            Ok(_) => Ok(sent),
+            Err(errno) => Err(NetError::SendTo { target, errno }),
+        }
+    }
+
+    fn recv(&mut self, buf: &mut [u8], timeout: Duration) -> Result<Option<Arrival>, NetError> {
+        if let Some(arrival) = self.try_recv(buf)? {
+            return Ok(Some(arrival));
+        }
+        let mut fds = [
+            PollFd::new(self.fd.as_fd(), PollFlags::POLLIN),
+            PollFd::new(self.wake.0.as_fd(), PollFlags::POLLIN),
+        ];
+        match ppoll(&mut fds, Some(TimeSpec::from_duration(timeout)), None) {
+            Ok(_) | Err(Errno::EINTR) => {}
+            Err(errno) => return Err(NetError::Recv(errno)),
+        }
+        if fds[1].any().unwrap_or(false) {
+            // Drain the counter so the next wait blocks again.
+            let _ = self.wake.0.read();
+        }
+        if fds[0].any().unwrap_or(false) {
+            return self.try_recv(buf);
+        }
+        Ok(None)
+    }
+
+    fn waker(&self) -> Arc<dyn Wake> {
+        self.wake.clone()
+    }
+}

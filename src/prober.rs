@@ -1,0 +1,272 @@
+//! The probing thread. It owns the socket and the tracker: sends scheduled probes at a fixed
+//! rate, sends one on demand for HTTP callers (who share a probe already in flight), matches
+//! replies, expires probes, and writes each outcome to the results file.
+
+use std::fmt;
+use std::net::Ipv4Addr;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::mpsc::{self, Receiver, Sender, SyncSender};
+use std::time::{Duration, Instant, SystemTime};
+
+use log::{debug, info, warn};
+
+use crate::clock;
+use crate::config::duration;
+use crate::line::{Line, Outcome};
+use crate::net::{Arrival, IcmpSocket, SocketKind, Wake};
+use crate::packet::icmp::{Echo, Message};
+use crate::packet::{self, Token};
+use crate::schedule::Schedule;
+use crate::store::Store;
+use crate::tracker::{Tracker, Verdict};
+
+/// The longest the loop sleeps, so that the watchdog sees it alive.
+const MAX_WAIT: Duration = Duration::from_secs(1);
+/// Large enough for any echo reply on a jumbo-frame link.
+const RECEIVE_BUFFER: usize = 9216;
+
+/// How a probe is numbered and recognised: fixed for the life of the process.
+#[derive(Debug, Clone, Copy)]
+pub struct Identity {
+    /// ICMP identifier on raw sockets; datagram sockets have the kernel's.
+    pub identifier: u16,
+    pub token: Token,
+}
+
+pub struct Settings {
+    pub target: Ipv4Addr,
+    pub interval: Duration,
+    pub timeout: Duration,
+    pub identity: Identity,
+}
+
+/// Why an HTTP caller got no line.
+#[derive(Debug, PartialEq, Eq)]
+pub struct Unavailable;
+
+impl fmt::Display for Unavailable {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("the prober is not running (the daemon is stopping); retry shortly")
+    }
+}
+
+enum Command {
+    Probe(SyncSender<Line>),
+    Retarget(Ipv4Addr),
+}
+
+/// Counts loop turns; the watchdog only pings while it moves.
+#[derive(Default)]
+pub struct Heartbeat(AtomicU64);
+
+impl Heartbeat {
+    pub fn beats(&self) -> u64 {
+        self.0.load(Ordering::Relaxed)
+    }
+}
+
+/// The other threads' side of the prober.
+#[derive(Clone)]
+pub struct ProberHandle {
+    commands: Sender<Command>,
+    waker: Arc<dyn Wake>,
+    stop: Arc<AtomicBool>,
+    /// How long a caller waits: the timeout plus room for the line to be written.
+    wait_limit: Duration,
+}
+
+impl ProberHandle {
+    /// A line for a probe sent now, or for the one already in flight.
+    pub fn probe(&self) -> Result<Line, Unavailable> {
+        let (reply, line) = mpsc::sync_channel(1);
+        self.send(Command::Probe(reply))?;
+        line.recv_timeout(self.wait_limit).map_err(|_| Unavailable)
+    }
+
+    /// Probes go to `target` from now on (after SIGHUP re-resolved the host name).
+    pub fn retarget(&self, target: Ipv4Addr) -> Result<(), Unavailable> {
+        self.send(Command::Retarget(target))
+    }
+
+    pub fn stop(&self) {
+        self.stop.store(true, Ordering::Release);
+        self.waker.wake();
+    }
+
+    fn send(&self, command: Command) -> Result<(), Unavailable> {
+        self.commands.send(command).map_err(|_| Unavailable)?;
+        self.waker.wake();
+        Ok(())
+    }
+}
+
+/// A probe waiting for its reply: when it was sent, and who wants its line.
+struct Pending {
+    sent: clock::LocalTime,
+    waiters: Vec<SyncSender<Line>>,
+}
+
+pub struct Prober<S> {
+    socket: S,
+    settings: Settings,
+    tracker: Tracker<Pending>,
+    schedule: Schedule,
+    store: Arc<Store>,
+    commands: Receiver<Command>,
+    stop: Arc<AtomicBool>,
+    heartbeat: Arc<Heartbeat>,
+    on_line: Box<dyn FnMut(&Line) + Send>,
+    request: Vec<u8>,
+}
+
+impl<S: IcmpSocket> Prober<S> {
+    /// `on_line` sees every line after it is written (for systemd's STATUS).
+    pub fn new(
+        socket: S,
+        settings: Settings,
+        store: Arc<Store>,
+        heartbeat: Arc<Heartbeat>,
+        on_line: Box<dyn FnMut(&Line) + Send>,
+    ) -> (Self, ProberHandle) {
+        let (commands_tx, commands) = mpsc::channel();
+        let stop = Arc::new(AtomicBool::new(false));
+        let handle = ProberHandle {
+            commands: commands_tx,
+            waker: socket.waker(),
+            stop: stop.clone(),
+            wait_limit: settings.timeout + Duration::from_secs(1),
+        };
+        let prober = Prober {
+            tracker: Tracker::new(settings.timeout),
+            schedule: Schedule::new(Instant::now(), settings.interval),
+            socket,
+            settings,
+            store,
+            commands,
+            stop,
+            heartbeat,
+            on_line,
+            request: Vec::with_capacity(packet::icmp::HEADER_LEN + packet::PAYLOAD_LEN),
+        };
+        (prober, handle)
+    }
+
+    /// Runs until `ProberHandle::stop`. Callers still waiting then get `Unavailable`.
+    pub fn run(mut self) {
+        let mut buf = vec![0u8; RECEIVE_BUFFER];
+        while !self.stop.load(Ordering::Acquire) {
+            self.heartbeat.0.fetch_add(1, Ordering::Relaxed);
+            let now = Instant::now();
+            if let Some(skipped) = self.schedule.take_due(now) {
+                if skipped > 0 {
+                    warn!("the prober fell behind and skipped {skipped} scheduled probes");
+                }
+                self.start_probe(None);
+            }
+            while let Ok(command) = self.commands.try_recv() {
+                self.obey(command);
+            }
+            for pending in self.tracker.expire(now) {
+                warn!("no reply from {} within {}", self.settings.target, duration::format(self.settings.timeout));
+                self.finish(pending, Outcome::Timeout);
+            }
+            let wake_at = self.tracker.next_deadline().map_or(self.schedule.next_due(), |d| d.min(self.schedule.next_due()));
+            let wait = wake_at.saturating_duration_since(Instant::now()).min(MAX_WAIT);
+            match self.socket.recv(&mut buf, wait) {
+                Ok(Some(arrival)) => self.receive(&buf[..arrival.len], arrival),
+                Ok(None) => {}
+                Err(err) => {
+                    warn!("{err}");
+                    // Keep a persistent socket error from spinning the loop.
+                    std::thread::sleep(Duration::from_millis(100));
+                }
+            }
+        }
+        debug!("prober stopped");
+    }
+
+    fn obey(&mut self, command: Command) {
+        match command {
+            Command::Probe(waiter) => match self.tracker.newest_mut() {
+                Some(pending) => pending.waiters.push(waiter),
+                None => self.start_probe(Some(waiter)),
+            },
+            Command::Retarget(target) if target != self.settings.target => {
+                info!("target is now {target} (was {})", self.settings.target);
+                self.settings.target = target;
+            }
+            Command::Retarget(_) => {}
+        }
+    }
+
+    fn start_probe(&mut self, waiter: Option<SyncSender<Line>>) {
+        let ticket = self.tracker.next_ticket();
+        let payload = packet::payload(self.settings.identity.token, ticket.counter);
+        self.request.clear();
+        Echo { identifier: self.settings.identity.identifier, sequence: ticket.sequence, payload: &payload }
+            .encode_request(&mut self.request);
+        let pending = Pending { sent: clock::local(SystemTime::now()), waiters: waiter.into_iter().collect() };
+        match self.socket.send_to(&self.request, self.settings.target) {
+            Ok(sent) => self.tracker.sent(ticket, sent, pending),
+            Err(err) => {
+                warn!("{err}");
+                self.finish(pending, Outcome::Timeout);
+            }
+        }
+    }
+
+    fn receive(&mut self, data: &[u8], arrival: Arrival) {
+        let raw = self.socket.kind() == SocketKind::Raw;
+        let ours = |identifier: u16| !raw || identifier == self.settings.identity.identifier;
+        let source = arrival.source;
+        match packet::parse(data, self.socket.kind().framing()) {
+            Err(err) => debug!("ignored a packet from {source}: {err}"),
+            Ok(Message::EchoReply { echo, checksum_valid }) if ours(echo.identifier) => {
+                let sequence = echo.sequence;
+                if !checksum_valid {
+                    return warn!("ignored a reply from {source} to probe {sequence}: bad ICMP checksum");
+                }
+                if source != self.settings.target {
+                    return warn!("ignored a reply to probe {sequence} from {source}: probes go to {}", self.settings.target);
+                }
+                let Some(counter) = packet::payload_counter(self.settings.identity.token, echo.payload) else {
+                    return warn!("ignored a reply from {source} to probe {sequence}: its payload is not the one sent");
+                };
+                match self.tracker.reply(sequence, counter, arrival.at) {
+                    Verdict::Answered { rtt, tag } => {
+                        debug!("reply from {source} to probe {sequence}: {} µs", rtt.as_micros());
+                        self.finish(tag, Outcome::Reply(rtt));
+                    }
+                    Verdict::Duplicate => info!("ignored a duplicate reply from {source} to probe {sequence}"),
+                    Verdict::Late => warn!(
+                        "ignored a reply from {source} to probe {sequence}: it came after the {} timeout",
+                        duration::format(self.settings.timeout)
+                    ),
+                    Verdict::Unknown => warn!("ignored a reply from {source} naming probe {sequence}, which was never sent"),
+                }
+            }
+            Ok(Message::Error { kind, quoted, checksum_valid })
+                if checksum_valid && ours(quoted.identifier) && quoted.destination == self.settings.target =>
+            {
+                if let Some(pending) = self.tracker.fail(quoted.sequence) {
+                    warn!("probe {} to {}: {kind} (reported by {source})", quoted.sequence, quoted.destination);
+                    self.finish(pending, Outcome::Timeout);
+                }
+            }
+            Ok(_) => {}
+        }
+    }
+
+    fn finish(&mut self, pending: Pending, outcome: Outcome) {
+        let line = Line { sent: pending.sent, outcome };
+        if let Err(err) = self.store.append(&line) {
+            warn!("{err}; the line was: {line}");
+        }
+        for waiter in pending.waiters {
+            // A caller that gave up has dropped its receiver; nothing to tell it.
+            let _ = waiter.try_send(line);
+        }
+        (self.on_line)(&line);
+    }
+}

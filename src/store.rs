@@ -1,0 +1,269 @@
+//! The results file: append-only, one whole line per `write`, never truncated except to cut a
+//! torn last line left by a crash. Readers only ever see complete lines.
+
+use std::fmt;
+use std::fs::{self, File, OpenOptions};
+use std::io::{self, Read, Seek, SeekFrom, Write};
+use std::os::unix::fs::OpenOptionsExt;
+use std::path::{Path, PathBuf};
+use std::sync::{Mutex, MutexGuard};
+
+use crate::line::Line;
+
+/// How far back the last line is read to check the file is ours: far longer than any line.
+const LONGEST_LINE: u64 = 4096;
+const CHUNK: usize = 64 * 1024;
+
+#[derive(Debug)]
+pub enum StoreError {
+    CreateDir { path: PathBuf, err: io::Error },
+    Open { path: PathBuf, err: io::Error },
+    Read { path: PathBuf, err: io::Error },
+    Write { path: PathBuf, err: io::Error },
+    Truncate { path: PathBuf, err: io::Error },
+    NotResults { path: PathBuf, reason: String },
+}
+
+impl fmt::Display for StoreError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            StoreError::CreateDir { path, err } => {
+                write!(f, "create directory {}: {err}; choose another --results path", path.display())
+            }
+            StoreError::Open { path, err } => {
+                write!(f, "open {} for appending: {err}; choose a writable --results path", path.display())
+            }
+            StoreError::Read { path, err } => write!(f, "read {}: {err}", path.display()),
+            StoreError::Write { path, err } => write!(f, "append to {}: {err}", path.display()),
+            StoreError::Truncate { path, err } => write!(f, "cut the torn end of {}: {err}", path.display()),
+            StoreError::NotResults { path, reason } => write!(
+                f,
+                "{} is not a latency results file ({reason}); refusing to append to it: \
+                 choose another --results path",
+                path.display()
+            ),
+        }
+    }
+}
+
+impl std::error::Error for StoreError {}
+
+/// A torn last line cut at start: how many bytes were removed.
+#[derive(Debug, PartialEq, Eq)]
+pub struct Repair {
+    pub cut_bytes: u64,
+}
+
+/// Part of the results file for a reader: `file` positioned at the start, `len` bytes of
+/// complete lines from there.
+pub struct Excerpt {
+    pub file: File,
+    pub len: u64,
+}
+
+pub struct Store {
+    path: PathBuf,
+    file: Mutex<File>,
+}
+
+impl Store {
+    /// Opens (creating it and its directory) the results file, cutting a torn last line.
+    pub fn open(path: &Path) -> Result<(Store, Option<Repair>), StoreError> {
+        let (file, repair) = open_for_append(path)?;
+        Ok((Store { path: path.to_path_buf(), file: Mutex::new(file) }, repair))
+    }
+
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// Appends `line` and its newline in one `write`. A short write (disk full) is undone, so
+    /// the file never keeps half a line.
+    pub fn append(&self, line: &Line) -> Result<(), StoreError> {
+        let text = format!("{line}\n");
+        let mut file = self.lock();
+        let written = file.write(text.as_bytes()).map_err(|err| self.write_error(err))?;
+        if written == text.len() {
+            return Ok(());
+        }
+        let end = file.metadata().map_err(|err| self.write_error(err))?.len();
+        file.set_len(end - written as u64)
+            .map_err(|err| StoreError::Truncate { path: self.path.clone(), err })?;
+        Err(self.write_error(io::Error::new(io::ErrorKind::WriteZero, "short write, undone")))
+    }
+
+    /// Opens the path again, for log rotation: later lines go to the file now at the path.
+    pub fn reopen(&self) -> Result<Option<Repair>, StoreError> {
+        let (file, repair) = open_for_append(&self.path)?;
+        *self.lock() = file;
+        Ok(repair)
+    }
+
+    /// The complete lines now in the file, or only the last `tail` of them. `None` when the
+    /// file does not exist (moved away and not yet reopened).
+    pub fn excerpt(&self, tail: Option<u64>) -> Result<Option<Excerpt>, StoreError> {
+        let read_error = |err| StoreError::Read { path: self.path.clone(), err };
+        let mut file = match File::open(&self.path) {
+            Ok(file) => file,
+            Err(err) if err.kind() == io::ErrorKind::NotFound => return Ok(None),
+            Err(err) => return Err(read_error(err)),
+        };
+        let len = file.metadata().map_err(read_error)?.len();
+        let end = complete_len(&mut file, len).map_err(read_error)?;
+        let start = match tail {
+            Some(lines) => tail_start(&mut file, end, lines).map_err(read_error)?,
+            None => 0,
+        };
+        file.seek(SeekFrom::Start(start)).map_err(read_error)?;
+        Ok(Some(Excerpt { file, len: end - start }))
+    }
+
+    fn lock(&self) -> MutexGuard<'_, File> {
+        // The file handle stays valid even if a writer panicked.
+        self.file.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+
+    fn write_error(&self, err: io::Error) -> StoreError {
+        StoreError::Write { path: self.path.clone(), err }
+    }
+}
+
+fn open_for_append(path: &Path) -> Result<(File, Option<Repair>), StoreError> {
+    if let Some(dir) = path.parent().filter(|dir| !dir.as_os_str().is_empty()) {
+        fs::create_dir_all(dir).map_err(|err| StoreError::CreateDir { path: dir.to_path_buf(), err })?;
+    }
+    let mut file = OpenOptions::new()
+        .read(true)
+        .append(true)
+        .create(true)
+        .mode(0o644)
+        .open(path)
+        .map_err(|err| StoreError::Open { path: path.to_path_buf(), err })?;
+    let read_error = |err| StoreError::Read { path: path.to_path_buf(), err };
+    let len = file.metadata().map_err(read_error)?.len();
+    let end = complete_len(&mut file, len).map_err(read_error)?;
+    check_last_line(&mut file, end).map_err(|reason| match reason {
+        LastLine::Unreadable(err) => read_error(err),
+        LastLine::Foreign(reason) => StoreError::NotResults { path: path.to_path_buf(), reason },
+    })?;
+    if end == len {
+        return Ok((file, None));
+    }
+    file.set_len(end).map_err(|err| StoreError::Truncate { path: path.to_path_buf(), err })?;
+    Ok((file, Some(Repair { cut_bytes: len - end })))
+}
+
+enum LastLine {
+    Unreadable(io::Error),
+    Foreign(String),
+}
+
+/// Refuses to append to a file whose last complete line is not ours, so a mistyped
+/// `--results /etc/passwd` damages nothing.
+fn check_last_line<R: Read + Seek>(reader: &mut R, end: u64) -> Result<(), LastLine> {
+    if end == 0 {
+        return Ok(());
+    }
+    let start = tail_start(reader, end, 1).map_err(LastLine::Unreadable)?;
+    if end - start > LONGEST_LINE {
+        return Err(LastLine::Foreign(format!("its last line is {} bytes long", end - start)));
+    }
+    let mut last = vec![0; (end - start - 1) as usize];
+    reader.seek(SeekFrom::Start(start)).map_err(LastLine::Unreadable)?;
+    reader.read_exact(&mut last).map_err(LastLine::Unreadable)?;
+    let text = String::from_utf8_lossy(&last);
+    text.parse::<Line>()
+        .map(drop)
+        .map_err(|err| LastLine::Foreign(format!("last line {text:?}: {err}")))
+}
+
+/// Offset just past the last newline before `len`: the end of the last complete line.
+pub fn complete_len<R: Read + Seek>(reader: &mut R, len: u64) -> io::Result<u64> {
+    Ok(nth_newline_back(reader, len, 1)?.map_or(0, |at| at + 1))
+}
+
+/// Offset where the last `lines` lines before `end` start; `end` must follow a newline.
+pub fn tail_start<R: Read + Seek>(reader: &mut R, end: u64, lines: u64) -> io::Result<u64> {
+    Ok(nth_newline_back(reader, end, lines.saturating_add(1))?.map_or(0, |at| at + 1))
+}
+
+/// Position of the `n`th newline counting back from `end` (exclusive), reading chunks from
+/// the end so that a tail of a year-long file costs a few reads.
+fn nth_newline_back<R: Read + Seek>(reader: &mut R, end: u64, n: u64) -> io::Result<Option<u64>> {
+    let mut buf = vec![0u8; CHUNK];
+    let mut chunk_end = end;
+    let mut remaining = n;
+    while chunk_end > 0 && remaining > 0 {
+        let chunk_start = chunk_end.saturating_sub(CHUNK as u64);
+        let chunk = &mut buf[..(chunk_end - chunk_start) as usize];
+        reader.seek(SeekFrom::Start(chunk_start))?;
+        reader.read_exact(chunk)?;
+        for (i, byte) in chunk.iter().enumerate().rev() {
+            if *byte == b'\n' {
+                remaining -= 1;
+                if remaining == 0 {
+                    return Ok(Some(chunk_start + i as u64));
+                }
+            }
+        }
+        chunk_end = chunk_start;
+    }
+    Ok(None)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::io::Cursor;
+
+    const A: &str = "[2025-08-12 06:56:53] Latency: 0.27 ms\n";
+    const B: &str = "[2025-08-12 06:57:53] Latency: timeout\n";
+
+    fn tail(text: &str, lines: u64) -> String {
+        let mut cursor = Cursor::new(text.as_bytes());
+        let end = complete_len(&mut cursor, text.len() as u64).unwrap();
+        let start = tail_start(&mut cursor, end, lines).unwrap();
+        text[start as usize..end as usize].to_string()
+    }
+
+    #[test]
+    fn tail_gives_the_last_complete_lines() {
+        let text = format!("{A}{B}{A}");
+        assert_eq!(tail(&text, 0), "");
+        assert_eq!(tail(&text, 1), A);
+        assert_eq!(tail(&text, 2), format!("{B}{A}"));
+        assert_eq!(tail(&text, 3), text);
+        assert_eq!(tail(&text, u64::MAX), text);
+        assert_eq!(tail(&format!("{A}{B}[2025-08"), 1), B, "a torn line is not a line");
+        assert_eq!(tail("", 5), "");
+    }
+
+    #[test]
+    fn tail_crosses_chunk_boundaries() {
+        let text = A.repeat(5_000);
+        assert!(text.len() > 2 * CHUNK);
+        assert_eq!(tail(&text, 3_000), A.repeat(3_000));
+    }
+
+    #[test]
+    fn complete_len_stops_after_the_last_newline() {
+        let cases = [("", 0), ("torn", 0), (A, A.len()), (&*format!("{A}[2025"), A.len())];
+        for (text, len) in cases {
+            let mut cursor = Cursor::new(text.as_bytes());
+            assert_eq!(complete_len(&mut cursor, text.len() as u64).unwrap(), len as u64, "{text:?}");
+        }
+    }
+
+    #[test]
+    fn only_results_files_are_accepted() {
+        let ours = format!("{A}{B}");
+        let mut cursor = Cursor::new(ours.as_bytes());
+        assert!(check_last_line(&mut cursor, ours.len() as u64).is_ok());
+        let foreign = "root:x:0:0:root:/root:/bin/bash\n";
+        let mut cursor = Cursor::new(foreign.as_bytes());
+        assert!(matches!(check_last_line(&mut cursor, foreign.len() as u64), Err(LastLine::Foreign(_))));
+        let long = format!("{}\n", "x".repeat(5_000));
+        let mut cursor = Cursor::new(long.as_bytes());
+        assert!(matches!(check_last_line(&mut cursor, long.len() as u64), Err(LastLine::Foreign(r)) if r.contains("5001 bytes")));
+    }
+}
