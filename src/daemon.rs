@@ -14,7 +14,7 @@ use signal_hook::consts::{SIGHUP, SIGINT, SIGTERM};
 use signal_hook::iterator::Signals;
 
 use crate::config::{Config, duration};
-use crate::http::server::{self, Context, Server, ServerError};
+use crate::http::server::{self, Context, ServerError};
 use crate::line::Line;
 use crate::net::linux::LinuxSocket;
 use crate::net::{IcmpSocket, NetError};
@@ -158,7 +158,7 @@ pub fn run(config: Config) -> Result<(), DaemonError> {
             (None, None)
         }
     };
-    let server = Server::start(http, Context { prober: prober.clone(), store: store.clone() })?;
+    server::start(http, Context { prober: prober.clone(), store: store.clone() })?;
     if let Some(notifier) = &notifier {
         notifier.send(&format!("READY=1\nSTATUS=probing {target_text} every {}", duration::format(config.interval)));
     }
@@ -183,7 +183,6 @@ pub fn run(config: Config) -> Result<(), DaemonError> {
     if let Some(thread) = prober_thread {
         let _ = thread.join();
     }
-    server.stop();
     if let Some(watchdog) = watchdog {
         watchdog.stop();
     }

@@ -1,12 +1,13 @@
-//! The tiny_http server: a few worker threads route each request and answer it. Downloads of
-//! the results file run on threads of their own, so a slow reader holds only its own thread.
+//! The tiny_http server: an elastic pool of worker threads routes each request and answers
+//! it. A slow reader holds only its own worker; the pool grows around it.
 
 use std::fmt;
 use std::io::{self, Read};
 use std::net::{SocketAddr, TcpListener};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
-use std::thread::{self, JoinHandle};
+use std::thread;
+use std::time::Duration;
 
 use log::{debug, error, warn};
 use tiny_http::{Header, Response, StatusCode};
@@ -15,9 +16,15 @@ use super::{ALLOW, Rejection, Request, Route, route};
 use crate::prober::ProberHandle;
 use crate::store::Store;
 
-/// Enough workers that concurrent `/latency` callers pile onto one probe rather than queue.
-const WORKERS: usize = 8;
-/// Downloads of the results file served at once; more get 503 and a Retry-After.
+/// Workers waiting for requests at all times.
+const MIN_WORKERS: usize = 2;
+/// Workers at most: each caller of `/latency` waits on a worker, so a burst of callers gets
+/// a burst of workers that all wait on one probe, rather than queue for one probe each.
+const MAX_WORKERS: usize = 128;
+/// A worker above the minimum that sees no request for this long exits.
+const IDLE_EXIT: Duration = Duration::from_secs(10);
+/// Downloads of the results file served at once, so slow readers cannot hold every worker;
+/// more get 503 and a Retry-After.
 const MAX_DOWNLOADS: usize = 32;
 
 #[derive(Debug)]
@@ -45,9 +52,13 @@ pub struct Context {
     pub store: Arc<Store>,
 }
 
-pub struct Server {
-    http: Arc<tiny_http::Server>,
-    workers: Vec<JoinHandle<()>>,
+/// The worker pool: grows when every worker is busy, shrinks when they idle.
+struct Pool {
+    http: tiny_http::Server,
+    context: Context,
+    workers: AtomicUsize,
+    idle: AtomicUsize,
+    downloads: AtomicUsize,
 }
 
 /// Binds the listening socket, so that a taken port fails start-up.
@@ -57,34 +68,57 @@ pub fn bind(addr: SocketAddr) -> Result<tiny_http::Server, ServerError> {
         .map_err(|err| ServerError::Bind { addr, err: io::Error::other(err.to_string()) })
 }
 
-impl Server {
-    pub fn start(http: tiny_http::Server, context: Context) -> Result<Server, ServerError> {
-        let http = Arc::new(http);
-        let context = Arc::new(context);
-        let downloads = Arc::new(AtomicUsize::new(0));
-        let workers = (0..WORKERS)
-            .map(|i| {
-                let (http, context, downloads) = (http.clone(), context.clone(), downloads.clone());
-                thread::Builder::new()
-                    .name(format!("http-{i}"))
-                    .spawn(move || {
-                        while let Ok(request) = http.recv() {
-                            handle(request, &context, &downloads);
-                        }
-                    })
-                    .map_err(ServerError::Spawn)
-            })
-            .collect::<Result<_, _>>()?;
-        Ok(Server { http, workers })
+/// Starts the workers. They live until the process exits: the prober alone writes the
+/// results file, so nothing an HTTP worker is doing at exit can tear a line.
+pub fn start(http: tiny_http::Server, context: Context) -> Result<(), ServerError> {
+    let pool = Arc::new(Pool {
+        http,
+        context,
+        workers: AtomicUsize::new(0),
+        idle: AtomicUsize::new(0),
+        downloads: AtomicUsize::new(0),
+    });
+    for _ in 0..MIN_WORKERS {
+        spawn_worker(&pool).map_err(ServerError::Spawn)?;
     }
+    Ok(())
+}
 
-    /// Stops accepting work and waits for the workers to finish their current request.
-    pub fn stop(self) {
-        for _ in &self.workers {
-            self.http.unblock();
-        }
-        for worker in self.workers {
-            let _ = worker.join();
+fn spawn_worker(pool: &Arc<Pool>) -> io::Result<()> {
+    pool.workers.fetch_add(1, Ordering::AcqRel);
+    let worker_pool = pool.clone();
+    thread::Builder::new().name("http".into()).spawn(move || work(&worker_pool)).map(drop).inspect_err(|_| {
+        pool.workers.fetch_sub(1, Ordering::AcqRel);
+    })
+}
+
+fn work(pool: &Arc<Pool>) {
+    loop {
+        pool.idle.fetch_add(1, Ordering::AcqRel);
+        let next = pool.http.recv_timeout(IDLE_EXIT);
+        let still_idle = pool.idle.fetch_sub(1, Ordering::AcqRel) - 1;
+        match next {
+            Ok(Some(request)) => {
+                if still_idle == 0 && pool.workers.load(Ordering::Acquire) < MAX_WORKERS
+                    && let Err(err) = spawn_worker(pool) {
+                        warn!("start another HTTP worker: {err}");
+                    }
+                handle(request, pool);
+            }
+            Ok(None) => {
+                let retired = pool.workers.fetch_update(Ordering::AcqRel, Ordering::Acquire, |workers| {
+                    (workers > MIN_WORKERS).then(|| workers - 1)
+                });
+                if retired.is_ok() {
+                    return;
+                }
+            }
+            Err(err) => {
+                // tiny_http stops accepting after a listener error; exit so that systemd
+                // (Restart=on-failure) starts a daemon that listens again.
+                error!("HTTP listener failed: {err}; exiting");
+                std::process::exit(1);
+            }
         }
     }
 }
@@ -106,7 +140,8 @@ fn respond<R: Read>(request: tiny_http::Request, response: Response<R>) {
     }
 }
 
-fn handle(request: tiny_http::Request, context: &Context, downloads: &Arc<AtomicUsize>) {
+fn handle(request: tiny_http::Request, pool: &Pool) {
+    let context = &pool.context;
     let method = request.method().as_str().to_string();
     debug!("HTTP {method} {} from {:?}", request.url(), request.remote_addr());
     match route(&method, request.url()) {
@@ -118,7 +153,7 @@ fn handle(request: tiny_http::Request, context: &Context, downloads: &Arc<Atomic
             respond(request, response);
         }
         Ok(Request { route: Route::Latency, head }) => serve_latency(request, context, head),
-        Ok(Request { route: Route::Results { tail }, head }) => serve_results(request, context, tail, head, downloads),
+        Ok(Request { route: Route::Results { tail }, head }) => serve_results(request, pool, tail, head),
     }
 }
 
@@ -136,14 +171,8 @@ fn serve_latency(request: tiny_http::Request, context: &Context, head: bool) {
     }
 }
 
-fn serve_results(
-    request: tiny_http::Request,
-    context: &Context,
-    tail: Option<u64>,
-    head: bool,
-    downloads: &Arc<AtomicUsize>,
-) {
-    let excerpt = match context.store.excerpt(tail) {
+fn serve_results(request: tiny_http::Request, pool: &Pool, tail: Option<u64>, head: bool) {
+    let excerpt = match pool.context.store.excerpt(tail) {
         Ok(excerpt) => excerpt,
         Err(err) => {
             error!("{err}");
@@ -163,21 +192,13 @@ fn serve_results(
     if head || excerpt.len == 0 {
         return respond(request, response);
     }
-    if downloads.fetch_add(1, Ordering::AcqRel) >= MAX_DOWNLOADS {
-        downloads.fetch_sub(1, Ordering::AcqRel);
+    if pool.downloads.fetch_add(1, Ordering::AcqRel) >= MAX_DOWNLOADS {
+        pool.downloads.fetch_sub(1, Ordering::AcqRel);
         warn!("{MAX_DOWNLOADS} downloads of the results file already running; answering 503");
         let busy = text(503, "too many downloads in progress; retry shortly\n".into())
             .with_header(header("Retry-After", "1"));
         return respond(request, busy);
     }
-    let running = downloads.clone();
-    let spawned = thread::Builder::new().name("download".into()).spawn(move || {
-        respond(request, response);
-        running.fetch_sub(1, Ordering::AcqRel);
-    });
-    if let Err(err) = spawned {
-        // The request went with the closure; its client sees the connection close.
-        downloads.fetch_sub(1, Ordering::AcqRel);
-        error!("start a download thread: {err}");
-    }
+    respond(request, response);
+    pool.downloads.fetch_sub(1, Ordering::AcqRel);
 }

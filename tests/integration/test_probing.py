@@ -1,0 +1,204 @@
+"""Probing against a real kernel and against a misbehaving responder: what lands in the
+results file and what /latency answers, fault by fault."""
+import re
+import shutil
+import tempfile
+import threading
+import time
+from pathlib import Path
+
+import pytest
+
+from conftest import LINE, TARGET_IP
+
+FAST = ("--target", TARGET_IP, "--interval", "300ms", "--timeout", "200ms")
+
+
+def rtt_ms(line: str):
+    match = re.search(r"Latency: (\d+\.\d\d) ms$", line)
+    return float(match.group(1)) if match else None
+
+
+def get_latency(net):
+    status, headers, body = net.request("GET", "/latency")
+    assert status == 200, body
+    assert headers["Content-Type"].startswith("text/plain")
+    assert body.endswith("\n") and body.count("\n") == 1
+    return body.rstrip("\n")
+
+
+def test_kernel_target_gives_seed_lines_at_a_fixed_rate(net, start):
+    daemon = start(*FAST).ready()
+    lines = daemon.wait_lines(6)
+    for line in lines:
+        assert re.match(LINE, line), line
+        assert 0 < rtt_ms(line) < 50, line
+    line = get_latency(net)
+    assert re.match(LINE, line) and rtt_ms(line) is not None
+    assert line in daemon.lines(), "the /latency line is appended to the file"
+    assert "raw ICMP socket" in daemon.text()
+
+
+def test_responder_delay_is_measured(net, start, responder):
+    responder("--delay-ms", "50")
+    daemon = start("--target", TARGET_IP, "--interval", "1s", "--timeout", "500ms").ready()
+    rtts = [rtt_ms(get_latency(net)) for _ in range(5)]
+    assert all(50.0 <= rtt < 58.0 for rtt in rtts), rtts
+    assert daemon.alive()
+
+
+def timeouts_only(daemon, count, reason):
+    lines = daemon.wait_lines(count)
+    assert all(line.endswith("Latency: timeout") for line in lines), lines
+    assert reason in daemon.text()
+    assert daemon.alive()
+
+
+def test_dropped_replies_are_timeouts_and_never_zero(net, start, responder):
+    responder("--mode", "drop")
+    daemon = start(*FAST).ready()
+    assert get_latency(net).endswith("Latency: timeout")
+    timeouts_only(daemon, 3, f"no reply from {TARGET_IP} within 200ms")
+
+
+def test_bad_checksum_replies_are_refused(net, start, responder):
+    responder("--mode", "bad-checksum")
+    daemon = start(*FAST).ready()
+    timeouts_only(daemon, 3, "bad ICMP checksum")
+
+
+def test_replies_with_changed_sequence_or_payload_are_refused(net, start, responder, tmp_path):
+    for mode, reason in (("wrong-seq", "never sent"), ("wrong-payload", "payload is not the one sent")):
+        process = responder("--mode", mode)
+        daemon = start(*FAST, results=tmp_path / mode / "results.txt").ready()
+        timeouts_only(daemon, 3, reason)
+        daemon.stop()
+        process.kill()
+
+
+def test_replies_with_another_identifier_are_someone_elses(net, start, responder):
+    responder("--mode", "wrong-id")
+    daemon = start(*FAST).ready()
+    lines = daemon.wait_lines(3)
+    assert all(line.endswith("timeout") for line in lines), lines
+
+
+def test_duplicates_add_no_line(net, start, responder):
+    process = responder("--mode", "duplicate")
+    daemon = start("--target", TARGET_IP, "--interval", "300ms", "--timeout", "100ms").ready()
+    daemon.wait_lines(5)
+    time.sleep(0.15)
+    sent = len(process.requests())
+    lines = daemon.lines()
+    assert len(lines) in (sent, sent - 1), f"{sent} probes, {len(lines)} lines"
+    assert all(rtt_ms(line) is not None for line in lines), lines
+    assert "duplicate reply" in daemon.text()
+
+
+def test_a_late_reply_is_never_credited_to_the_next_probe(net, start, responder):
+    # Each reply comes 320 ms after its request: after its own 200 ms timeout, while the next
+    # probe (sent 300 ms after it) is in flight.
+    responder("--delay-ms", "320")
+    daemon = start(*FAST).ready()
+    timeouts_only(daemon, 5, "came after the 200ms timeout")
+
+
+def test_icmp_errors_end_the_probe_with_the_reason_logged(net, start, responder):
+    responder("--mode", "unreachable")
+    daemon = start("--target", TARGET_IP, "--interval", "1s", "--timeout", "900ms").ready()
+    began = time.monotonic()
+    assert get_latency(net).endswith("Latency: timeout")
+    assert time.monotonic() - began < 0.5, "the error ends the probe before its timeout"
+    assert "host unreachable" in daemon.text()
+
+
+def test_target_link_down_gives_timeouts_then_recovers(net, start):
+    daemon = start(*FAST).ready()
+    daemon.wait_lines(2)
+    net.link(up=False)
+    before = len(daemon.lines())
+    daemon.wait_lines(before + 3)
+    down = daemon.lines()[before + 1:]
+    assert down and all(line.endswith("timeout") for line in down), down
+    net.link(up=True)
+    time.sleep(0.3)
+    after = len(daemon.lines())
+    recovered = daemon.wait_lines(after + 3)[after:]
+    assert all(rtt_ms(line) is not None for line in recovered), recovered
+    assert daemon.alive()
+
+
+def test_forty_simultaneous_calls_share_one_probe(net, start, responder):
+    process = responder("--delay-ms", "300")
+    daemon = start("--target", TARGET_IP, "--interval", "60s", "--timeout", "2s").ready()
+    daemon.wait_lines(1)
+    before_requests, before_lines = len(process.requests()), len(daemon.lines())
+    connections = [net.connect() for _ in range(40)]
+    results = [None] * 40
+    barrier = threading.Barrier(40)
+
+    def call(i):
+        barrier.wait()
+        connections[i].request("GET", "/latency")
+        response = connections[i].getresponse()
+        results[i] = (response.status, response.read().decode())
+
+    threads = [threading.Thread(target=call, args=(i,)) for i in range(40)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert all(status == 200 and re.match(LINE, body.strip()) for status, body in results), results
+    sent = len(process.requests()) - before_requests
+    assert 1 <= sent <= 3, f"40 calls sent {sent} echo requests"
+    assert len(daemon.lines()) - before_lines == sent
+    assert all(rtt_ms(body.strip()) >= 300 for _, body in results)
+
+
+def test_a_concurrent_ping_neither_disturbs_nor_is_disturbed(net, start):
+    daemon = start("--target", TARGET_IP, "--interval", "200ms", "--timeout", "150ms").ready()
+    ping = net.exec(net.daemon, "ping", "-n", "-c", "15", "-i", "0.2", TARGET_IP, check=False)
+    assert ping.returncode == 0, ping.stdout + ping.stderr
+    assert " 0% packet loss" in ping.stdout and "DUP!" not in ping.stdout, ping.stdout
+    lines = daemon.lines()
+    assert len(lines) >= 12 and all(rtt_ms(line) is not None for line in lines), lines
+    assert "ignored" not in daemon.text(), "ping's replies are not ours and pass silently"
+
+
+NOBODY = ("setpriv", "--reuid=65534", "--regid=65534", "--clear-groups", "--inh-caps=-all",
+          "--bounding-set=-all")
+
+
+@pytest.fixture
+def nobody_dir():
+    """A directory the unprivileged user may write, reachable from /."""
+    path = Path(tempfile.mkdtemp(prefix="latency-nobody-"))
+    path.chmod(0o777)
+    yield path
+    shutil.rmtree(path)
+
+
+def test_datagram_socket_is_used_without_cap_net_raw(net, start, nobody_dir):
+    net.sysctl(net.daemon, "net.ipv4.ping_group_range=0 2147483647")
+    daemon = start(*FAST, results=nobody_dir / "results.txt", prefix=NOBODY).ready()
+    assert "datagram ICMP socket" in daemon.text()
+    lines = daemon.wait_lines(3)
+    assert all(rtt_ms(line) is not None for line in lines), lines
+    assert rtt_ms(get_latency(net)) is not None
+
+
+def test_no_icmp_socket_at_all_names_the_capability_and_the_sysctl(net, start, nobody_dir):
+    daemon = start(*FAST, results=nobody_dir / "results.txt", prefix=NOBODY)
+    assert daemon.exit_code() == 1
+    text = daemon.text()
+    assert "CAP_NET_RAW" in text and "net.ipv4.ping_group_range" in text, text
+
+
+def test_a_ping_flood_from_elsewhere_does_not_disturb_lines(net, start):
+    # The daemon's raw socket sees every echo reply in its namespace; a flood of ping replies
+    # must be filtered out by identifier without costing our probes.
+    daemon = start(*FAST).ready()
+    flood = net.exec(net.daemon, "ping", "-n", "-f", "-c", "3000", "-w", "5", TARGET_IP, check=False)
+    assert flood.returncode == 0, flood.stdout + flood.stderr
+    lines = daemon.wait_lines(8)
+    assert all(rtt_ms(line) is not None and rtt_ms(line) < 50 for line in lines), lines
