@@ -131,7 +131,7 @@ where
                     source: name,
                     value: String::new(),
                     reason: "needs a value; see latency --help".into(),
-                })
+                });
             }
         };
         flags.retain(|(s, _)| s.flag != setting.flag);
@@ -158,10 +158,8 @@ where
         .transpose()?
         .unwrap_or(Duration::from_secs(2));
     if timeout >= interval {
-        let source = timeout_given.unwrap_or(Given {
-            source: TIMEOUT.flag.into(),
-            value: duration::format(timeout),
-        });
+        let source =
+            timeout_given.unwrap_or(Given { source: TIMEOUT.flag.into(), value: duration::format(timeout) });
         return Err(source.error(format!(
             "must be shorter than the interval ({}), so that a probe ends before the next starts",
             duration::format(interval)
@@ -224,11 +222,9 @@ mod tests {
     use super::*;
 
     fn run(args: &[&str], env: &[(&str, &str)]) -> Result<Config, ConfigError> {
-        let env: Vec<(String, String)> =
-            env.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect();
-        match parse(args.iter().copied(), |name| {
-            env.iter().find(|(k, _)| k == name).map(|(_, v)| v.clone())
-        })? {
+        let env: Vec<(String, String)> = env.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect();
+        match parse(args.iter().copied(), |name| env.iter().find(|(k, _)| k == name).map(|(_, v)| v.clone()))?
+        {
             Command::Run(config) => Ok(config),
             other => panic!("expected a config, got {other:?}"),
         }
@@ -291,7 +287,11 @@ mod tests {
             (&["--listen", "nonsense"], &[], "--listen nonsense: expected ADDRESS:PORT"),
             (&["--listen", "localhost:5000"], &[], "--listen localhost:5000: expected ADDRESS:PORT"),
             (&["--target", "bad host!"], &[], "--target bad host!: expected an IPv4 address"),
-            (&["--timeout", "5s", "--interval", "5s"], &[], "--timeout 5s: must be shorter than the interval (5s)"),
+            (
+                &["--timeout", "5s", "--interval", "5s"],
+                &[],
+                "--timeout 5s: must be shorter than the interval (5s)",
+            ),
             (&["--interval", "1s"], &[], "--timeout 2s: must be shorter than the interval (1s)"),
             (&["--results", "/var/lib/"], &[], "--results /var/lib/: expected a file path"),
             (&["--bogus"], &[], "--bogus: unknown option"),

@@ -18,7 +18,7 @@ use crate::http::server::{self, Context, ServerError};
 use crate::line::Line;
 use crate::net::linux::LinuxSocket;
 use crate::net::{IcmpSocket, NetError};
-use crate::notify::{self, Notifier};
+use crate::notify::{self, Liveness, Notifier};
 use crate::packet::Token;
 use crate::prober::{Heartbeat, Identity, Prober, ProberHandle, Settings};
 use crate::store::{Repair, Store, StoreError};
@@ -87,7 +87,9 @@ pub fn resolve(host: &str) -> Result<Ipv4Addr, DaemonError> {
             IpAddr::V4(v4) => Some(*v4),
             IpAddr::V6(_) => None,
         })
-        .ok_or_else(|| error(format!("has no IPv4 address (found {addresses:?}); IPv6 targets are not supported yet")))
+        .ok_or_else(|| {
+            error(format!("has no IPv4 address (found {addresses:?}); IPv6 targets are not supported yet"))
+        })
 }
 
 /// Random identifier and payload token, so that two daemons, or a daemon and `ping`, never
@@ -144,7 +146,12 @@ pub fn run(config: Config) -> Result<(), DaemonError> {
     let heartbeat = Arc::new(Heartbeat::default());
     let (prober, prober_thread) = match target {
         Some(target) => {
-            let settings = Settings { target, interval: config.interval, timeout: config.timeout, identity: identity()? };
+            let settings = Settings {
+                target,
+                interval: config.interval,
+                timeout: config.timeout,
+                identity: identity()?,
+            };
             let status = status_reporter(notifier.clone());
             let (prober, handle) = Prober::new(socket, settings, store.clone(), heartbeat.clone(), status);
             let thread = thread::Builder::new()
@@ -154,13 +161,18 @@ pub fn run(config: Config) -> Result<(), DaemonError> {
             (Some(handle), Some(thread))
         }
         None => {
-            warn!("no target configured: set LATENCY_TARGET or pass --target; /latency answers 503 until then");
+            warn!(
+                "no target configured: set LATENCY_TARGET or pass --target; /latency answers 503 until then"
+            );
             (None, None)
         }
     };
     server::start(http, Context { prober: prober.clone(), store: store.clone() })?;
     if let Some(notifier) = &notifier {
-        notifier.send(&format!("READY=1\nSTATUS=probing {target_text} every {}", duration::format(config.interval)));
+        notifier.send(&format!(
+            "READY=1\nSTATUS=probing {target_text} every {}",
+            duration::format(config.interval)
+        ));
     }
     let watchdog = start_watchdog(notifier.clone(), prober_thread.as_ref().map(|_| heartbeat.clone()))?;
 
@@ -251,15 +263,16 @@ fn start_watchdog(
     let thread = thread::Builder::new()
         .name("watchdog".into())
         .spawn(move || {
-            let mut last_beats = None;
+            let mut liveness = Liveness::default();
             while let Err(mpsc::RecvTimeoutError::Timeout) = stopped.recv_timeout(every) {
-                let beats = heartbeat.as_ref().map(|h| h.beats());
-                if beats.is_some() && beats == last_beats {
-                    error!("the prober has not run for {}; withholding the watchdog ping", duration::format(every));
-                    continue;
+                if liveness.turned(heartbeat.as_ref().map(|h| h.beats())) {
+                    notifier.send("WATCHDOG=1");
+                } else {
+                    error!(
+                        "the prober has not run for {}; withholding the watchdog ping",
+                        duration::format(every)
+                    );
                 }
-                last_beats = beats;
-                notifier.send("WATCHDOG=1");
             }
         })
         .map_err(|err| DaemonError::Setup { what: "start the watchdog thread", err })?;

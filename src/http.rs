@@ -77,16 +77,17 @@ fn parse_tail(query: &str) -> Result<Option<u64>, Rejection> {
     for pair in query.split('&').filter(|pair| !pair.is_empty()) {
         let (name, value) = pair.split_once('=').unwrap_or((pair, ""));
         if name != "tail" {
-            return Err(Rejection::BadRequest(format!("unknown query parameter '{name}'; the only one is tail=N")));
+            return Err(Rejection::BadRequest(format!(
+                "unknown query parameter '{name}'; the only one is tail=N"
+            )));
         }
         if tail.is_some() {
             return Err(Rejection::BadRequest("tail is given more than once".into()));
         }
-        let lines = value
-            .parse::<u64>()
-            .ok()
-            .filter(|_| value.bytes().all(|b| b.is_ascii_digit()))
-            .ok_or_else(|| Rejection::BadRequest(format!("tail must be a whole number of lines, got '{value}'")))?;
+        let lines =
+            value.parse::<u64>().ok().filter(|_| value.bytes().all(|b| b.is_ascii_digit())).ok_or_else(
+                || Rejection::BadRequest(format!("tail must be a whole number of lines, got '{value}'")),
+            )?;
         tail = Some(lines);
     }
     Ok(tail)
@@ -123,9 +124,17 @@ mod tests {
             ("GET", "/latency-results?tail=-1", bad("tail must be a whole number of lines, got '-1'")),
             ("GET", "/latency-results?tail=+1", bad("tail must be a whole number of lines, got '+1'")),
             ("GET", "/latency-results?tail=", bad("tail must be a whole number of lines, got ''")),
-            ("GET", "/latency-results?tail=99999999999999999999", bad("tail must be a whole number of lines, got '99999999999999999999'")),
+            (
+                "GET",
+                "/latency-results?tail=99999999999999999999",
+                bad("tail must be a whole number of lines, got '99999999999999999999'"),
+            ),
             ("GET", "/latency-results?tail=1&tail=2", bad("tail is given more than once")),
-            ("GET", "/latency-results?lines=2", bad("unknown query parameter 'lines'; the only one is tail=N")),
+            (
+                "GET",
+                "/latency-results?lines=2",
+                bad("unknown query parameter 'lines'; the only one is tail=N"),
+            ),
         ];
         for (method, url, expected) in cases {
             assert_eq!(route(method, url), expected, "{method} {url}");

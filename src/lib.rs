@@ -3,29 +3,29 @@
 //! operating system is reached only through `net`, `clock`, `store`, `notify` and `http::server`.
 #![deny(unsafe_code)]
 
-/// Flags and environment → validated `Config`.
-pub mod config;
 /// Local wall-clock time as calendar fields (the one `localtime_r` call).
 pub mod clock;
-/// The seed results line, formatted and parsed.
-pub mod line;
-/// ICMP echo packets: encode, parse, checksum, the IPv4 header.
-pub mod packet;
-/// Probes in flight keyed by sequence: replies, duplicates, late replies, expiry.
-pub mod tracker;
-/// When the next scheduled probe is due (fixed rate); never sleeps.
-pub mod schedule;
-/// The ICMP socket behind a trait, with the Linux implementation.
-pub mod net;
-/// The append-only results file: repair, append, reopen, snapshots and tails.
-pub mod store;
-/// HTTP routing decisions, and the tiny_http server around them.
-pub mod http;
-/// The probing thread: schedule, on-demand probes shared by concurrent callers, matching.
-pub mod prober;
-/// systemd notifications: READY, WATCHDOG, STATUS.
-pub mod notify;
+/// Flags and environment → validated `Config`.
+pub mod config;
 /// Threads, signals and shutdown: the running daemon.
 pub mod daemon;
+/// HTTP routing decisions, and the tiny_http server around them.
+pub mod http;
+/// The seed results line, formatted and parsed.
+pub mod line;
 /// Log format for a terminal or for journald.
 pub mod logging;
+/// The ICMP socket behind a trait, with the Linux implementation.
+pub mod net;
+/// systemd notifications: READY, WATCHDOG, STATUS.
+pub mod notify;
+/// ICMP echo packets: encode, parse, checksum, the IPv4 header.
+pub mod packet;
+/// The probing thread: schedule, on-demand probes shared by concurrent callers, matching.
+pub mod prober;
+/// When the next scheduled probe is due (fixed rate); never sleeps.
+pub mod schedule;
+/// The append-only results file: repair, append, reopen, snapshots and tails.
+pub mod store;
+/// Probes in flight keyed by sequence: replies, duplicates, late replies, expiry.
+pub mod tracker;

@@ -65,8 +65,7 @@ impl std::str::FromStr for Line {
             Outcome::Timeout
         } else {
             let millis = value.strip_suffix(" ms").ok_or(ParseError("latency must end in ' ms'"))?;
-            let (whole, fraction) =
-                millis.split_once('.').ok_or(ParseError("latency needs two decimals"))?;
+            let (whole, fraction) = millis.split_once('.').ok_or(ParseError("latency needs two decimals"))?;
             if fraction.len() != 2 || !is_digits(whole) || !is_digits(fraction) {
                 return Err(ParseError("latency must look like 0.27"));
             }

@@ -43,7 +43,14 @@ pub fn init() {
                 writeln!(
                     out,
                     "{:04}-{:02}-{:02} {:02}:{:02}:{:02} {:<5} {}",
-                    t.year, t.month, t.day, t.hour, t.minute, t.second, record.level(), record.args()
+                    t.year,
+                    t.month,
+                    t.day,
+                    t.hour,
+                    t.minute,
+                    t.second,
+                    record.level(),
+                    record.args()
                 )
             }
         })
@@ -56,7 +63,8 @@ mod tests {
 
     #[test]
     fn priorities_follow_syslog() {
-        let cases = [(Level::Error, 3), (Level::Warn, 4), (Level::Info, 6), (Level::Debug, 7), (Level::Trace, 7)];
+        let cases =
+            [(Level::Error, 3), (Level::Warn, 4), (Level::Info, 6), (Level::Debug, 7), (Level::Trace, 7)];
         for (level, priority) in cases {
             assert_eq!(syslog_priority(level), priority);
         }

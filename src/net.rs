@@ -67,9 +67,19 @@ pub trait IcmpSocket: Send {
 #[derive(Debug)]
 pub enum NetError {
     /// Neither socket kind could be opened.
-    Open { raw: Errno, datagram: Errno, gid: u32 },
-    Setup { operation: &'static str, errno: Errno },
-    SendTo { target: Ipv4Addr, errno: Errno },
+    Open {
+        raw: Errno,
+        datagram: Errno,
+        gid: u32,
+    },
+    Setup {
+        operation: &'static str,
+        errno: Errno,
+    },
+    SendTo {
+        target: Ipv4Addr,
+        errno: Errno,
+    },
     Recv(Errno),
 }
 
@@ -99,7 +109,11 @@ impl std::error::Error for NetError {}
 /// clock read right after `recvmsg`, and taken off the monotonic reading made at that moment.
 /// A stamp in the future or more than a second old means the wall clock stepped: fall back
 /// to the user-space reading rather than report a wrong round trip.
-pub fn arrival_time(kernel_wall: Option<Duration>, after_wall: Duration, after_monotonic: Instant) -> Instant {
+pub fn arrival_time(
+    kernel_wall: Option<Duration>,
+    after_wall: Duration,
+    after_monotonic: Instant,
+) -> Instant {
     let queued = kernel_wall.and_then(|stamp| after_wall.checked_sub(stamp));
     match queued {
         Some(queued) if queued < Duration::from_secs(1) => {

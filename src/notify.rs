@@ -44,9 +44,34 @@ pub fn watchdog_interval(usec: Option<&str>, pid: Option<&str>, own_pid: u32) ->
     Some(Duration::from_micros(usec / 2))
 }
 
+/// Decides, at each watchdog tick, whether the watched loop turned since the last tick.
+#[derive(Default)]
+pub struct Liveness {
+    last: Option<u64>,
+}
+
+impl Liveness {
+    /// `beats` is the loop's counter now, or `None` when there is no loop to watch.
+    pub fn turned(&mut self, beats: Option<u64>) -> bool {
+        let Some(beats) = beats else { return true };
+        let turned = self.last != Some(beats);
+        self.last = Some(beats);
+        turned
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn liveness_needs_the_counter_to_move_between_ticks() {
+        let mut liveness = Liveness::default();
+        assert!(liveness.turned(Some(5)), "the first tick sees a fresh counter");
+        assert!(!liveness.turned(Some(5)), "a stalled loop withholds the ping");
+        assert!(liveness.turned(Some(9)));
+        assert!(liveness.turned(None), "nothing to watch: always alive");
+    }
 
     #[test]
     fn watchdog_pings_at_half_the_timeout_for_this_process_only() {
@@ -70,7 +95,10 @@ mod tests {
         let path = dir.join("notify.sock");
         let _ = std::fs::remove_file(&path);
         let listener = UnixDatagram::bind(&path).unwrap();
-        let notifier = Notifier { socket: UnixDatagram::unbound().unwrap(), address: SocketAddr::from_pathname(&path).unwrap() };
+        let notifier = Notifier {
+            socket: UnixDatagram::unbound().unwrap(),
+            address: SocketAddr::from_pathname(&path).unwrap(),
+        };
         notifier.send("READY=1");
         let mut buf = [0u8; 64];
         let len = listener.recv(&mut buf).unwrap();

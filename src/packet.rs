@@ -115,7 +115,8 @@ mod tests {
         let reply = reply_to(&probe(3));
         for options in [0, 12] {
             let packet = wrap(TARGET, US, options, &reply);
-            let Ok(Message::EchoReply { echo, checksum_valid: true }) = parse(&packet, Framing::WithIpHeader) else {
+            let Ok(Message::EchoReply { echo, checksum_valid: true }) = parse(&packet, Framing::WithIpHeader)
+            else {
                 panic!("options {options}: not a valid reply");
             };
             assert_eq!((echo.identifier, echo.sequence), (0xbeef, 3));
@@ -141,7 +142,9 @@ mod tests {
         assert_eq!(parse(&udp, Framing::WithIpHeader), Err(PacketError::NotIcmp(17)));
         let packet = wrap(TARGET, US, 0, &reply_to(&probe(1)));
         assert!(parse(&packet[..24], Framing::WithIpHeader).is_err());
-        assert_eq!(parse(&packet[..22], Framing::WithIpHeader).unwrap_err().to_string(),
-            "IPv4 total length 84 does not fit the 22 bytes received");
+        assert_eq!(
+            parse(&packet[..22], Framing::WithIpHeader).unwrap_err().to_string(),
+            "IPv4 total length 84 does not fit the 22 bytes received"
+        );
     }
 }

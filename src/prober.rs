@@ -168,10 +168,17 @@ impl<S: IcmpSocket> Prober<S> {
                 self.obey(command);
             }
             for pending in self.tracker.expire(now) {
-                warn!("no reply from {} within {}", self.settings.target, duration::format(self.settings.timeout));
+                warn!(
+                    "no reply from {} within {}",
+                    self.settings.target,
+                    duration::format(self.settings.timeout)
+                );
                 self.finish(pending, Outcome::Timeout);
             }
-            let wake_at = self.tracker.next_deadline().map_or(self.schedule.next_due(), |d| d.min(self.schedule.next_due()));
+            let wake_at = self
+                .tracker
+                .next_deadline()
+                .map_or(self.schedule.next_due(), |d| d.min(self.schedule.next_due()));
             let wait = wake_at.saturating_duration_since(Instant::now()).min(MAX_WAIT);
             match self.socket.recv(&mut buf, wait) {
                 Ok(Some(arrival)) => self.receive(&buf[..arrival.len], arrival),
@@ -206,7 +213,8 @@ impl<S: IcmpSocket> Prober<S> {
         self.request.clear();
         Echo { identifier: self.settings.identity.identifier, sequence: ticket.sequence, payload: &payload }
             .encode_request(&mut self.request);
-        let pending = Pending { sent: clock::local(SystemTime::now()), waiters: waiter.into_iter().collect() };
+        let pending =
+            Pending { sent: clock::local(SystemTime::now()), waiters: waiter.into_iter().collect() };
         match self.socket.send_to(&self.request, self.settings.target) {
             Ok(sent) => self.tracker.sent(ticket, sent, pending),
             Err(err) => {
@@ -228,29 +236,44 @@ impl<S: IcmpSocket> Prober<S> {
                     return warn!("ignored a reply from {source} to probe {sequence}: bad ICMP checksum");
                 }
                 if source != self.settings.target {
-                    return warn!("ignored a reply to probe {sequence} from {source}: probes go to {}", self.settings.target);
+                    return warn!(
+                        "ignored a reply to probe {sequence} from {source}: probes go to {}",
+                        self.settings.target
+                    );
                 }
-                let Some(counter) = packet::payload_counter(self.settings.identity.token, echo.payload) else {
-                    return warn!("ignored a reply from {source} to probe {sequence}: its payload is not the one sent");
+                let Some(counter) = packet::payload_counter(self.settings.identity.token, echo.payload)
+                else {
+                    return warn!(
+                        "ignored a reply from {source} to probe {sequence}: its payload is not the one sent"
+                    );
                 };
                 match self.tracker.reply(sequence, counter, arrival.at) {
                     Verdict::Answered { rtt, tag } => {
                         debug!("reply from {source} to probe {sequence}: {} µs", rtt.as_micros());
                         self.finish(tag, Outcome::Reply(rtt));
                     }
-                    Verdict::Duplicate => info!("ignored a duplicate reply from {source} to probe {sequence}"),
+                    Verdict::Duplicate => {
+                        info!("ignored a duplicate reply from {source} to probe {sequence}")
+                    }
                     Verdict::Late => warn!(
                         "ignored a reply from {source} to probe {sequence}: it came after the {} timeout",
                         duration::format(self.settings.timeout)
                     ),
-                    Verdict::Unknown => warn!("ignored a reply from {source} naming probe {sequence}, which was never sent"),
+                    Verdict::Unknown => {
+                        warn!("ignored a reply from {source} naming probe {sequence}, which was never sent")
+                    }
                 }
             }
             Ok(Message::Error { kind, quoted, checksum_valid })
-                if checksum_valid && ours(quoted.identifier) && quoted.destination == self.settings.target =>
+                if checksum_valid
+                    && ours(quoted.identifier)
+                    && quoted.destination == self.settings.target =>
             {
                 if let Some(pending) = self.tracker.fail(quoted.sequence) {
-                    warn!("probe {} to {}: {kind} (reported by {source})", quoted.sequence, quoted.destination);
+                    warn!(
+                        "probe {} to {}: {kind} (reported by {source})",
+                        quoted.sequence, quoted.destination
+                    );
                     self.finish(pending, Outcome::Timeout);
                 }
             }

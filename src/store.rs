@@ -172,9 +172,7 @@ fn check_last_line<R: Read + Seek>(reader: &mut R, end: u64) -> Result<(), LastL
     reader.seek(SeekFrom::Start(start)).map_err(LastLine::Unreadable)?;
     reader.read_exact(&mut last).map_err(LastLine::Unreadable)?;
     let text = String::from_utf8_lossy(&last);
-    text.parse::<Line>()
-        .map(drop)
-        .map_err(|err| LastLine::Foreign(format!("last line {text:?}: {err}")))
+    text.parse::<Line>().map(drop).map_err(|err| LastLine::Foreign(format!("last line {text:?}: {err}")))
 }
 
 /// Offset just past the last newline before `len`: the end of the last complete line.
@@ -264,6 +262,8 @@ mod tests {
         assert!(matches!(check_last_line(&mut cursor, foreign.len() as u64), Err(LastLine::Foreign(_))));
         let long = format!("{}\n", "x".repeat(5_000));
         let mut cursor = Cursor::new(long.as_bytes());
-        assert!(matches!(check_last_line(&mut cursor, long.len() as u64), Err(LastLine::Foreign(r)) if r.contains("5001 bytes")));
+        assert!(
+            matches!(check_last_line(&mut cursor, long.len() as u64), Err(LastLine::Foreign(r)) if r.contains("5001 bytes"))
+        );
     }
 }

@@ -59,7 +59,12 @@ impl<T> Tracker<T> {
         debug_assert_eq!(ticket.counter, self.next_counter);
         self.next_counter += 1;
         self.set_answered(ticket.sequence, false);
-        self.in_flight.push_back(InFlight { counter: ticket.counter, sent, deadline: sent + self.timeout, tag });
+        self.in_flight.push_back(InFlight {
+            counter: ticket.counter,
+            sent,
+            deadline: sent + self.timeout,
+            tag,
+        });
     }
 
     /// Classifies a reply with `sequence` whose payload names `counter`, received at `received`.
@@ -155,7 +160,10 @@ mod tests {
         let b = send(&mut tracker, t0 + TIMEOUT + ms(10), "b");
         assert_eq!(tracker.reply(a.sequence, a.counter, t0 + TIMEOUT + ms(11)), Verdict::Late);
         assert_eq!(tracker.next_deadline(), Some(t0 + TIMEOUT + ms(10) + TIMEOUT));
-        assert!(matches!(tracker.reply(b.sequence, b.counter, t0 + TIMEOUT + ms(12)), Verdict::Answered { tag: "b", .. }));
+        assert!(matches!(
+            tracker.reply(b.sequence, b.counter, t0 + TIMEOUT + ms(12)),
+            Verdict::Answered { tag: "b", .. }
+        ));
     }
 
     #[test]

@@ -43,13 +43,7 @@ mod tests {
 
     #[test]
     fn parses_each_unit() {
-        let cases = [
-            ("250ms", 250),
-            ("1s", 1_000),
-            ("5m", 300_000),
-            ("2h", 7_200_000),
-            ("0s", 0),
-        ];
+        let cases = [("250ms", 250), ("1s", 1_000), ("5m", 300_000), ("2h", 7_200_000), ("0s", 0)];
         for (text, millis) in cases {
             assert_eq!(parse(text), Ok(Duration::from_millis(millis)), "{text}");
         }

@@ -99,10 +99,12 @@ fn work(pool: &Arc<Pool>) {
         let still_idle = pool.idle.fetch_sub(1, Ordering::AcqRel) - 1;
         match next {
             Ok(Some(request)) => {
-                if still_idle == 0 && pool.workers.load(Ordering::Acquire) < MAX_WORKERS
-                    && let Err(err) = spawn_worker(pool) {
-                        warn!("start another HTTP worker: {err}");
-                    }
+                if still_idle == 0
+                    && pool.workers.load(Ordering::Acquire) < MAX_WORKERS
+                    && let Err(err) = spawn_worker(pool)
+                {
+                    warn!("start another HTTP worker: {err}");
+                }
                 handle(request, pool);
             }
             Ok(None) => {

@@ -11,8 +11,8 @@ use nix::errno::Errno;
 use nix::poll::{PollFd, PollFlags, ppoll};
 use nix::sys::eventfd::{EfdFlags, EventFd};
 use nix::sys::socket::{
-    AddressFamily, ControlMessageOwned, MsgFlags, SockFlag, SockProtocol, SockType, SockaddrIn,
-    recvmsg, sendto, setsockopt, socket, sockopt,
+    AddressFamily, ControlMessageOwned, MsgFlags, SockFlag, SockProtocol, SockType, SockaddrIn, recvmsg,
+    sendto, setsockopt, socket, sockopt,
 };
 use nix::sys::time::TimeSpec;
 
@@ -99,7 +99,8 @@ impl LinuxSocket {
 
 /// Lets through only what the prober reads: echo replies and the errors that quote a request.
 fn install_icmp_filter(fd: &OwnedFd) -> Result<(), NetError> {
-    let wanted = [icmp::ECHO_REPLY, icmp::DESTINATION_UNREACHABLE, icmp::TIME_EXCEEDED, icmp::PARAMETER_PROBLEM];
+    let wanted =
+        [icmp::ECHO_REPLY, icmp::DESTINATION_UNREACHABLE, icmp::TIME_EXCEEDED, icmp::PARAMETER_PROBLEM];
     let blocked: u32 = !wanted.iter().fold(0u32, |mask, kind| mask | 1 << kind);
     // SAFETY: `blocked` outlives the call and its size is passed; the kernel copies it.
     let result = unsafe {

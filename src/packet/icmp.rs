@@ -70,10 +70,19 @@ pub struct Quoted {
 /// An ICMP message as received.
 #[derive(Debug, PartialEq, Eq)]
 pub enum Message<'a> {
-    EchoReply { echo: Echo<'a>, checksum_valid: bool },
-    Error { kind: ErrorKind, quoted: Quoted, checksum_valid: bool },
+    EchoReply {
+        echo: Echo<'a>,
+        checksum_valid: bool,
+    },
+    Error {
+        kind: ErrorKind,
+        quoted: Quoted,
+        checksum_valid: bool,
+    },
     /// Any other type, or an error quoting something other than an echo request.
-    Other { kind: u8 },
+    Other {
+        kind: u8,
+    },
 }
 
 /// Parses an ICMP message (no IP header in front).

@@ -1,0 +1,147 @@
+"""The HTTP interface as a client sees it: routing, status codes, HEAD, tails, streaming,
+and clients that misbehave."""
+import re
+import socket
+import threading
+import time
+
+from conftest import DAEMON_IP, LINE, PORT, TARGET_IP
+
+SLOW = ("--target", TARGET_IP, "--interval", "60s", "--timeout", "1s")
+
+
+def test_routing_answers_each_case_with_a_one_line_reason(net, start):
+    start(*SLOW).ready()
+    cases = [
+        ("POST", "/latency", 405, "method not allowed"),
+        ("DELETE", "/latency-results", 405, "method not allowed"),
+        ("GET", "/", 404, "not found"),
+        ("GET", "/latency/extra", 404, "not found"),
+        ("GET", "/latency?verbose=1", 400, "/latency takes no query parameters"),
+        ("GET", "/latency-results?tail=abc", 400, "tail must be a whole number of lines, got 'abc'"),
+        ("GET", "/latency-results?lines=3", 400, "unknown query parameter 'lines'"),
+    ]
+    for method, path, status, reason in cases:
+        got, headers, body = net.request(method, path)
+        assert got == status, (method, path, got, body)
+        assert reason in body and body.count("\n") == 1, body
+        if status == 405:
+            assert headers["Allow"] == "GET, HEAD"
+
+
+def test_head_sends_headers_only_and_no_probe(net, start, responder):
+    process = responder()
+    daemon = start(*SLOW).ready()
+    daemon.wait_lines(1)
+    probes = len(process.requests())
+    status, headers, body = net.request("HEAD", "/latency")
+    assert (status, body) == (200, "")
+    assert len(process.requests()) == probes, "HEAD /latency sends no probe"
+    status, headers, body = net.request("HEAD", "/latency-results")
+    assert (status, body) == (200, "")
+    assert int(headers["Content-Length"]) == daemon.results.stat().st_size
+
+
+def test_results_are_the_file_and_tail_its_last_lines(net, start):
+    daemon = start(*SLOW).ready()
+    for _ in range(5):
+        net.request("GET", "/latency")
+    lines = daemon.wait_lines(6)
+    status, _, body = net.request("GET", "/latency-results")
+    assert status == 200 and body == daemon.results.read_text()
+    assert all(re.match(LINE, line) for line in body.splitlines())
+    for n, expected in ((2, lines[-2:]), (0, []), (100, lines)):
+        status, _, body = net.request("GET", f"/latency-results?tail={n}")
+        assert status == 200 and body.splitlines() == expected, (n, body)
+
+
+def test_results_are_empty_while_there_is_no_file(net, start, tmp_path):
+    daemon = start().ready()
+    daemon.results.unlink()
+    status, _, body = net.request("GET", "/latency-results")
+    assert (status, body) == (200, "")
+
+
+def test_no_target_answers_503_and_says_so(net, start):
+    daemon = start().ready()
+    status, _, body = net.request("GET", "/latency")
+    assert status == 503 and "no target configured" in body
+    assert "no target configured" in daemon.text()
+    status, _, body = net.request("GET", "/latency-results")
+    assert (status, body) == (200, "")
+
+
+def year_of_lines(path, count=525_600):
+    line = b"[2025-08-12 06:56:53] Latency: 0.27 ms\n"
+    with open(path, "wb") as f:
+        f.write(line * count)
+    return len(line) * count
+
+
+def rss_kib(pid):
+    for row in open(f"/proc/{pid}/status"):
+        if row.startswith("VmRSS:"):
+            return int(row.split()[1])
+    raise AssertionError("no VmRSS")
+
+
+def daemon_pid(daemon):
+    # `ip netns exec` execs the binary, so the child is the daemon itself.
+    return daemon.proc.pid
+
+
+def test_a_year_of_results_streams_without_growing_memory(net, start, tmp_path):
+    results = tmp_path / "state" / "results.txt"
+    results.parent.mkdir()
+    size = year_of_lines(results)
+    daemon = start("--results", str(results)).ready()
+    before = rss_kib(daemon_pid(daemon))
+    conn = net.connect()
+    conn.request("GET", "/latency-results")
+    response = conn.getresponse()
+    received = 0
+    while chunk := response.read(1 << 16):
+        received += len(chunk)
+    assert response.status == 200 and received == size
+    grown = rss_kib(daemon_pid(daemon)) - before
+    assert grown < 2048, f"RSS grew by {grown} KiB serving {size} bytes"
+    status, _, body = net.request("GET", "/latency-results?tail=3")
+    assert body == "[2025-08-12 06:56:53] Latency: 0.27 ms\n" * 3
+
+
+def test_silent_and_slow_clients_do_not_stall_others(net, start, tmp_path):
+    results = tmp_path / "state" / "results.txt"
+    results.parent.mkdir()
+    year_of_lines(results)
+    start("--target", TARGET_IP, "--interval", "60s", "--timeout", "1s", "--results", str(results)).ready()
+    # Ten clients that connect and say nothing, and ten that ask for the whole file and never read.
+    silent = [net.connect() for _ in range(10)]
+    stalled = []
+    for _ in range(10):
+        conn = net.connect()
+        conn.sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+        conn.request("GET", "/latency-results")
+        stalled.append(conn)
+    time.sleep(0.5)
+    began = time.monotonic()
+    for _ in range(10):
+        status, _, body = net.request("GET", "/latency")
+        assert status == 200 and re.match(LINE, body.strip()), body
+    assert time.monotonic() - began < 2.0
+    for conn in silent + stalled:
+        conn.close()
+
+
+def test_malformed_requests_get_400_and_change_nothing(net, start):
+    daemon = start(*SLOW).ready()
+    daemon.wait_lines(1)
+    before = daemon.results.read_bytes()
+    for garbage in (b"\x00\x01\x02 nonsense\r\n\r\n", b"GET\r\n\r\n", b"GET /latency HTTP/9.9\r\n\r\n"):
+        conn = net.connect()
+        conn.sock.sendall(garbage)
+        reply = conn.sock.recv(4096)
+        assert reply.startswith(b"HTTP/1.1 4") or reply.startswith(b"HTTP/1.1 5"), reply
+        conn.close()
+    assert daemon.results.read_bytes() == before
+    status, _, body = net.request("GET", "/latency")
+    assert status == 200 and daemon.alive()

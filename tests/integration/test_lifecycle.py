@@ -1,0 +1,120 @@
+"""Start-up checks, signals, the results file across crashes and rotation, and systemd's
+notification protocol."""
+import os
+import re
+import signal
+import socket
+import time
+
+import pytest
+
+from conftest import DAEMON_IP, LINE, PORT, TARGET_IP, run
+
+FAST = ("--target", TARGET_IP, "--interval", "200ms", "--timeout", "100ms")
+
+
+def test_sigterm_and_sigint_stop_within_a_second_with_whole_lines(net, start, tmp_path):
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        daemon = start(*FAST, results=tmp_path / sig.name / "results.txt").ready()
+        daemon.wait_lines(3)
+        began = time.monotonic()
+        assert daemon.stop(sig) == 0
+        assert time.monotonic() - began < 1.0
+        text = daemon.results.read_text()
+        assert text.endswith("\n") and all(re.match(LINE, line) for line in text.splitlines())
+        assert f"stopping on {sig.name}" in daemon.text() and "stopped" in daemon.text()
+
+
+def test_sighup_reopens_a_rotated_file(net, start):
+    daemon = start(*FAST).ready()
+    daemon.wait_lines(3)
+    rotated = daemon.results.with_suffix(".txt.1")
+    os.rename(daemon.results, rotated)
+    daemon.proc.send_signal(signal.SIGHUP)
+    daemon.wait_for("SIGHUP: reopened")
+    kept = rotated.read_text().splitlines()
+    time.sleep(0.3)
+    assert len(rotated.read_text().splitlines()) <= len(kept) + 1, "at most one line in flight lands in the old file"
+    new = daemon.wait_lines(3)
+    assert all(re.match(LINE, line) for line in new + kept)
+    assert daemon.alive()
+
+
+def test_a_torn_last_line_is_cut_at_start_and_logged(net, start, tmp_path):
+    results = tmp_path / "state" / "results.txt"
+    results.parent.mkdir()
+    whole = "[2025-08-12 06:56:53] Latency: 0.27 ms\n[2025-08-12 06:57:53] Latency: timeout\n"
+    results.write_text(whole + "[2025-08-12 06:58:5")
+    daemon = start(*FAST, results=results).ready()
+    assert "cut 19 bytes of a torn last line" in daemon.text()
+    lines = daemon.wait_lines(4)
+    assert results.read_text().startswith(whole)
+    assert all(re.match(LINE, line) for line in lines)
+
+
+def test_a_file_that_is_not_ours_is_left_alone(net, start, tmp_path):
+    results = tmp_path / "passwd"
+    results.write_text("root:x:0:0:root:/root:/bin/bash\n")
+    daemon = start(*FAST, results=results)
+    assert daemon.exit_code() == 1
+    assert "is not a latency results file" in daemon.text()
+    assert results.read_text() == "root:x:0:0:root:/root:/bin/bash\n"
+
+
+BAD_FLAGS = [
+    (["--bogus"], "--bogus: unknown option"),
+    (["--interval", "0"], "--interval 0: missing unit"),
+    (["--interval", "0s"], "--interval 0s: must be at least 100ms"),
+    (["--listen", "nonsense"], "--listen nonsense: expected ADDRESS:PORT"),
+    (["--timeout", "5s", "--interval", "5s"], "--timeout 5s: must be shorter than the interval"),
+    (["--target", "nosuch.invalid"], "target nosuch.invalid: cannot resolve"),
+    (["--results", "/proc/version/results.txt"], "/proc/version"),
+    (["--results", "/proc/sys/latency/results.txt"], "/proc/sys/latency"),
+]
+
+
+@pytest.mark.parametrize("flags,message", BAD_FLAGS, ids=[" ".join(f) for f, _ in BAD_FLAGS])
+def test_bad_flags_exit_non_zero_with_one_line_and_do_nothing(net, tmp_path, flags, message):
+    from conftest import BINARY
+    results = tmp_path / "state" / "results.txt"
+    args = ["ip", "netns", "exec", net.daemon, str(BINARY), "--listen", f"{DAEMON_IP}:{PORT}"]
+    if "--results" not in flags:
+        args += ["--results", str(results)]
+    began = time.monotonic()
+    done = run(*args, *flags, check=False, timeout=10, env={"PATH": os.environ["PATH"]})
+    assert done.returncode != 0
+    assert time.monotonic() - began < 5
+    output = done.stderr.strip()
+    assert message in output and "\n" not in output, output
+    assert not results.parent.exists(), "nothing is created for a bad configuration"
+
+
+def test_a_taken_port_is_named(net, start, tmp_path):
+    first = start(*FAST).ready()
+    second = start(*FAST, results=tmp_path / "other" / "results.txt")
+    assert second.exit_code() == 1
+    assert f"bind {DAEMON_IP}:{PORT}" in second.text()
+    assert first.alive()
+
+
+def test_systemd_hears_ready_watchdog_and_status(net, start, tmp_path):
+    path = tmp_path / "notify.sock"
+    listener = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+    listener.bind(str(path))
+    listener.settimeout(5)
+    daemon = start(*FAST, env={"NOTIFY_SOCKET": str(path), "WATCHDOG_USEC": "400000"})
+    messages = []
+    deadline = time.monotonic() + 3
+    while time.monotonic() < deadline:
+        messages.append(listener.recv(4096).decode())
+        if sum(m == "WATCHDOG=1" for m in messages) >= 2 and any("Latency:" in m for m in messages):
+            break
+    ready = [m for m in messages if m.startswith("READY=1")]
+    assert ready, messages
+    status, _, _ = net.request("GET", "/latency-results")
+    assert status == 200, "READY=1 came after the listener was up"
+    assert sum(m == "WATCHDOG=1" for m in messages) >= 2, messages
+    assert any(re.match(r"STATUS=last: \[.*\] Latency: \d+\.\d\d ms", m) for m in messages), messages
+    daemon.stop()
+    assert listener.recv(4096).decode() == "STOPPING=1"
+    listener.close()
