@@ -5,7 +5,7 @@ import socket
 import threading
 import time
 
-from conftest import DAEMON_IP, LINE, PORT, TARGET_IP
+from lab import DAEMON_IP, LINE, PORT, TARGET_IP
 
 SLOW = ("--target", TARGET_IP, "--interval", "60s", "--timeout", "1s")
 

@@ -8,7 +8,7 @@ import time
 
 import pytest
 
-from conftest import DAEMON_IP, LINE, PORT, TARGET_IP, run
+from lab import BINARY, DAEMON_IP, LINE, PORT, TARGET_IP, run
 
 FAST = ("--target", TARGET_IP, "--interval", "200ms", "--timeout", "100ms")
 
@@ -75,7 +75,6 @@ BAD_FLAGS = [
 
 @pytest.mark.parametrize("flags,message", BAD_FLAGS, ids=[" ".join(f) for f, _ in BAD_FLAGS])
 def test_bad_flags_exit_non_zero_with_one_line_and_do_nothing(net, tmp_path, flags, message):
-    from conftest import BINARY
     results = tmp_path / "state" / "results.txt"
     args = ["ip", "netns", "exec", net.daemon, str(BINARY), "--listen", f"{DAEMON_IP}:{PORT}"]
     if "--results" not in flags:

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from conftest import LINE, TARGET_IP
+from lab import LINE, TARGET_IP
 
 FAST = ("--target", TARGET_IP, "--interval", "300ms", "--timeout", "200ms")
 

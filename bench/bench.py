@@ -1,0 +1,226 @@
+#!/usr/bin/env python3
+"""Benchmarks latency against its peers on the two-host lab (tests/lab.py) and prints figures.
+
+Measures, in one run on one veth pair: resident memory idle and after load; /latency
+requests per second under `wrk -c10` and the echo requests they cost; one GET of a year of
+results (525,600 lines) and the memory it adds; the median RTT against iputils ping on the
+same path (our scheduled probes and ping's, both every 100 ms, side by side), idle and with
+both cores busy; and the same for Debian's prometheus-blackbox-exporter ICMP probe. The daemon
+runs with the environment its systemd unit gives it. Nothing here is asserted: the figures are printed,
+with the targets beside them, for a person to read.
+"""
+import json
+import os
+import re
+import statistics
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
+from lab import DAEMON_IP, PORT, ROOT, TARGET_IP, Daemon, Namespaces, Process, run  # noqa: E402
+
+RELEASE = ROOT / "target" / "release" / "latency"
+BLACKBOX_PORT = 9115
+SAMPLES = 200
+WRK_SECONDS = int(os.environ.get("WRK_SECONDS", "10"))
+YEAR = 525_600
+
+
+def unit_environment() -> dict:
+    """The `Environment=` settings of the systemd unit, so the daemon is measured as deployed."""
+    settings = {}
+    for line in (ROOT / "systemd" / "latency.service").read_text().splitlines():
+        if line.startswith("Environment="):
+            name, _, value = line.removeprefix("Environment=").partition("=")
+            settings[name] = value
+    return settings
+
+
+def rss_kib(pid: int, field="VmRSS") -> int:
+    for row in open(f"/proc/{pid}/status"):
+        if row.startswith(field + ":"):
+            return int(row.split()[1])
+    raise RuntimeError(f"no {field} for {pid}")
+
+
+def echo_requests(net: Namespaces) -> int:
+    """Echo requests the target's kernel has counted so far."""
+    out = net.exec(net.target, "nstat", "-az", "IcmpInEchos").stdout
+    return int(re.search(r"IcmpInEchos\s+(\d+)", out).group(1))
+
+
+def wrk(net: Namespaces, url: str) -> float:
+    out = net.exec(net.daemon, "wrk", "-t2", "-c10", f"-d{WRK_SECONDS}s", url).stdout
+    errors = re.search(r"Non-2xx or 3xx responses: (\d+)", out)
+    if errors:
+        print(f"  warning: {errors.group(1)} non-2xx answers from {url}")
+    return float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1))
+
+
+def ping_rtts(net: Namespaces) -> list:
+    out = net.exec(net.daemon, "ping", "-n", "-c", str(SAMPLES), "-i", "0.1", TARGET_IP).stdout
+    return [float(m) * 1000 for m in re.findall(r"time=([\d.]+) ms", out)]
+
+
+def side_by_side(net: Namespaces, daemon: Daemon) -> tuple:
+    """RTTs in µs from the daemon's scheduled probes (its debug log has µs) and from ping,
+    both every 100 ms over the same 20 s on the same path."""
+    before = len(daemon.text())
+    ping = ping_rtts(net)
+    ours = [float(m) for m in re.findall(r"reply from \S+ to probe \d+: (\d+) µs", daemon.text()[before:])]
+    return ours, ping
+
+
+class BusyCores:
+    """Both cores spinning, for as long as the `with` block lasts."""
+
+    def __enter__(self):
+        self.procs = [subprocess.Popen([sys.executable, "-c", "while True: pass"]) for _ in range(2)]
+        return self
+
+    def __exit__(self, *exc):
+        for proc in self.procs:
+            proc.kill()
+            proc.wait()
+
+
+def sequential(net: Namespaces, path: str, port: int, count: int) -> list:
+    bodies = []
+    conn = net.connect(port=port, host=DAEMON_IP)
+    for _ in range(count):
+        conn.request("GET", path)
+        bodies.append(conn.getresponse().read().decode())
+        time.sleep(0.1)
+    conn.close()
+    return bodies
+
+
+def blackbox_rtts(net: Namespaces, path: str) -> list:
+    bodies = sequential(net, path, BLACKBOX_PORT, SAMPLES)
+    rtts = []
+    for body in bodies:
+        match = re.search(r'probe_icmp_duration_seconds\{phase="rtt"\} ([\d.e+-]+)', body)
+        if match:
+            rtts.append(float(match.group(1)) * 1e6)
+    return rtts
+
+
+def median(values: list) -> str:
+    return f"{statistics.median(values):.1f} µs (n={len(values)})" if values else "n/a"
+
+
+def measure_latency(net: Namespaces, tmp: Path, figures: dict):
+    environment = unit_environment()
+    daemon = Daemon(net, tmp, "--target", TARGET_IP, "--interval", "60s", "--timeout", "1s",
+                    env={**environment, "RUST_LOG": "warn"}, binary=RELEASE).ready()
+    time.sleep(2)
+    figures["latency RSS idle"] = rss_kib(daemon.proc.pid)
+    sent = echo_requests(net)
+    rate = wrk(net, f"http://{DAEMON_IP}:{PORT}/latency")
+    figures["latency /latency requests/s"] = rate
+    figures["latency echo requests per /latency"] = (echo_requests(net) - sent) / (rate * WRK_SECONDS)
+    figures["latency RSS after load"] = rss_kib(daemon.proc.pid)
+    figures["latency RSS peak"] = rss_kib(daemon.proc.pid, "VmHWM")
+    figures["latency threads after load"] = len(os.listdir(f"/proc/{daemon.proc.pid}/task"))
+    daemon.stop()
+
+    daemon = Daemon(net, tmp, "--target", TARGET_IP, "--interval", "100ms", "--timeout", "90ms",
+                    env={**environment, "RUST_LOG": "debug"}, binary=RELEASE).ready()
+    ours, ping = side_by_side(net, daemon)
+    figures["latency RTT median idle"] = median(ours)
+    figures["ping RTT median idle"] = median(ping)
+    with BusyCores():
+        ours, ping = side_by_side(net, daemon)
+    figures["latency RTT median busy"] = median(ours)
+    figures["ping RTT median busy"] = median(ping)
+    daemon.stop()
+
+    results = tmp / "year" / "results.txt"
+    results.parent.mkdir()
+    results.write_bytes(b"[2025-08-12 06:56:53] Latency: 0.27 ms\n" * YEAR)
+    daemon = Daemon(net, tmp, results=results, env={**environment, "RUST_LOG": "warn"}, binary=RELEASE).ready()
+    time.sleep(1)
+    before = rss_kib(daemon.proc.pid)
+    peak = [before]
+    done = threading.Event()
+
+    def sample():
+        while not done.is_set():
+            peak.append(rss_kib(daemon.proc.pid))
+            time.sleep(0.005)
+
+    sampler = threading.Thread(target=sample)
+    sampler.start()
+    began = time.monotonic()
+    body = net.exec(net.daemon, "curl", "-sS", "-o", "/dev/null", "-w", "%{size_download}",
+                    f"http://{DAEMON_IP}:{PORT}/latency-results").stdout
+    elapsed = time.monotonic() - began
+    done.set()
+    sampler.join()
+    figures["year of results: bytes served"] = int(body)
+    figures["year of results: seconds"] = round(elapsed, 3)
+    figures["year of results: RSS growth KiB"] = max(peak) - before
+    daemon.stop()
+
+
+def measure_blackbox(net: Namespaces, tmp: Path, figures: dict):
+    config = tmp / "blackbox.yml"
+    config.write_text("modules:\n  icmp:\n    prober: icmp\n    timeout: 1s\n"
+                      "    icmp:\n      preferred_ip_protocol: ip4\n")
+    blackbox = Process(["ip", "netns", "exec", net.daemon, "prometheus-blackbox-exporter",
+                        f"--config.file={config}", f"--web.listen-address={DAEMON_IP}:{BLACKBOX_PORT}"],
+                       tmp / "blackbox.log")
+    try:
+        path = f"/probe?module=icmp&target={TARGET_IP}"
+        deadline = time.monotonic() + 10
+        while True:
+            try:
+                net.connect(port=BLACKBOX_PORT).close()
+                break
+            except OSError:
+                if time.monotonic() > deadline:
+                    raise RuntimeError(blackbox.text())
+                time.sleep(0.05)
+        time.sleep(2)
+        figures["blackbox RSS idle"] = rss_kib(blackbox.proc.pid)
+        sent = echo_requests(net)
+        rate = wrk(net, f"http://{DAEMON_IP}:{BLACKBOX_PORT}{path}")
+        figures["blackbox /probe requests/s"] = rate
+        figures["blackbox echo requests per /probe"] = (echo_requests(net) - sent) / (rate * WRK_SECONDS)
+        figures["blackbox RSS after load"] = rss_kib(blackbox.proc.pid)
+        figures["blackbox RSS peak"] = rss_kib(blackbox.proc.pid, "VmHWM")
+        figures["blackbox threads after load"] = len(os.listdir(f"/proc/{blackbox.proc.pid}/task"))
+        figures["blackbox RTT median idle"] = median(blackbox_rtts(net, path))
+        with BusyCores():
+            figures["blackbox RTT median busy"] = median(blackbox_rtts(net, path))
+    finally:
+        blackbox.stop()
+
+
+def main():
+    if not RELEASE.exists():
+        sys.exit(f"{RELEASE} missing: run cargo build --release")
+    figures = {}
+    tmp = Path(tempfile.mkdtemp(prefix="latency-bench-"))
+    net = Namespaces()
+    try:
+        measure_latency(net, tmp, figures)
+        measure_blackbox(net, tmp, figures)
+    finally:
+        net.remove()
+    width = max(map(len, figures))
+    for name, value in figures.items():
+        if isinstance(value, float):
+            value = f"{value:.2f}"
+        print(f"{name:<{width}}  {value}")
+    print("\ntargets: RSS <= 4096 KiB; a year of results adds <= 1024 KiB; RTT median within 10 µs of "
+          "ping's; >= 5000 /latency requests/s")
+    (tmp / "figures.json").write_text(json.dumps(figures, indent=1, ensure_ascii=False))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,187 @@
+"""A two-host lab on one machine, for tests and benchmarks: a pair of network namespaces
+joined by a veth link, the real `latency` binary started inside one of them, and an echo
+target (the kernel, or tests/responder.py) in the other.
+
+Addresses come from 198.51.100.0/24 (TEST-NET-2); both ends live in namespaces this module
+creates, so no packet leaves them.
+"""
+import ctypes
+import http.client
+import itertools
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+BINARY = Path(os.environ.get("LATENCY_BIN", ROOT / "target" / "debug" / "latency"))
+RESPONDER = ROOT / "tests" / "responder.py"
+DAEMON_IP = "198.51.100.1"
+TARGET_IP = "198.51.100.2"
+PORT = 5000
+LINE = r"^\[\d{4}-\d\d-\d\d \d\d:\d\d:\d\d\] Latency: (\d+\.\d\d ms|timeout)$"
+
+_libc = ctypes.CDLL(None, use_errno=True)
+_CLONE_NEWNET = 0x40000000
+_counter = itertools.count()
+
+
+def run(*args, check=True, **kwargs):
+    return subprocess.run(args, check=check, capture_output=True, text=True, **kwargs)
+
+
+class Namespaces:
+    """Two namespaces: `daemon` (198.51.100.1) and `target` (198.51.100.2)."""
+
+    def __init__(self):
+        tag = f"lt{os.getpid() % 100000}x{next(_counter)}"
+        self.daemon, self.target = f"{tag}a", f"{tag}b"
+        self.daemon_if, self.target_if = f"{tag}va", f"{tag}vb"
+        run("ip", "netns", "add", self.daemon)
+        run("ip", "netns", "add", self.target)
+        run("ip", "link", "add", self.daemon_if, "netns", self.daemon, "type", "veth",
+            "peer", "name", self.target_if, "netns", self.target)
+        for ns, dev, ip in ((self.daemon, self.daemon_if, DAEMON_IP), (self.target, self.target_if, TARGET_IP)):
+            run("ip", "-n", ns, "addr", "add", f"{ip}/24", "dev", dev)
+            run("ip", "-n", ns, "link", "set", dev, "up")
+            run("ip", "-n", ns, "link", "set", "lo", "up")
+
+    def exec(self, ns, *args, **kwargs):
+        return run("ip", "netns", "exec", ns, *args, **kwargs)
+
+    def sysctl(self, ns, setting):
+        self.exec(ns, "sysctl", "-qw", setting)
+
+    def link(self, up: bool):
+        run("ip", "-n", self.target, "link", "set", self.target_if, "up" if up else "down")
+
+    def connect(self, ns=None, host=DAEMON_IP, port=PORT, timeout=10):
+        """An HTTP connection opened from inside `ns` (the daemon's by default)."""
+        ns = ns or self.daemon
+        own = os.open("/proc/self/ns/net", os.O_RDONLY)
+        other = os.open(f"/run/netns/{ns}", os.O_RDONLY)
+        try:
+            if _libc.setns(other, _CLONE_NEWNET) != 0:
+                raise OSError(ctypes.get_errno(), f"setns {ns}")
+            conn = http.client.HTTPConnection(host, port, timeout=timeout)
+            conn.connect()
+        finally:
+            _libc.setns(own, _CLONE_NEWNET)
+            os.close(own)
+            os.close(other)
+        return conn
+
+    def request(self, method, path, **kwargs):
+        conn = self.connect(**kwargs)
+        try:
+            conn.request(method, path)
+            response = conn.getresponse()
+            return response.status, dict(response.getheaders()), response.read().decode()
+        finally:
+            conn.close()
+
+    def remove(self):
+        for ns in (self.daemon, self.target):
+            pids = run("ip", "netns", "pids", ns, check=False).stdout.split()
+            for pid in pids:
+                try:
+                    os.kill(int(pid), signal.SIGKILL)
+                except ProcessLookupError:
+                    pass
+            run("ip", "netns", "del", ns, check=False)
+
+
+class Process:
+    """A background process whose output goes to a file the test can read."""
+
+    def __init__(self, args, log: Path, env=None):
+        self.log = log
+        self.handle = open(log, "w")
+        self.proc = subprocess.Popen(args, stdout=self.handle, stderr=subprocess.STDOUT, env=env)
+
+    def text(self) -> str:
+        return self.log.read_text()
+
+    def wait_for(self, needle: str, timeout=10.0) -> str:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            text = self.text()
+            if needle in text:
+                return text
+            if self.proc.poll() is not None:
+                break
+            time.sleep(0.02)
+        raise AssertionError(f"{needle!r} not seen in {self.log} within {timeout}s:\n{self.text()}")
+
+    def exit_code(self, timeout=5.0):
+        """Waits for the process to end by itself."""
+        try:
+            return self.proc.wait(timeout)
+        finally:
+            self.handle.close()
+
+    def stop(self, sig=signal.SIGTERM, timeout=5.0):
+        if self.proc.poll() is None:
+            self.proc.send_signal(sig)
+        try:
+            return self.proc.wait(timeout)
+        finally:
+            self.handle.close()
+
+    def kill(self):
+        if self.proc.poll() is None:
+            self.proc.kill()
+            self.proc.wait()
+        self.handle.close()
+
+
+class Daemon(Process):
+    def __init__(self, net: Namespaces, tmp: Path, *flags, results=None, env=None, prefix=(), binary=BINARY):
+        self.results = Path(results or tmp / "state" / "results.txt")
+        args = [*prefix, str(binary), "--listen", f"{DAEMON_IP}:{PORT}", "--results", str(self.results), *flags]
+        full_env = {"PATH": os.environ["PATH"], "RUST_LOG": "debug", **(env or {})}
+        super().__init__(["ip", "netns", "exec", net.daemon, *args], tmp / f"daemon{next(_counter)}.log", full_env)
+        self.net = net
+
+    def ready(self):
+        """Waits until the daemon answers HTTP; fails at once if it exits instead."""
+        deadline = time.monotonic() + 10
+        while time.monotonic() < deadline and self.alive():
+            try:
+                self.net.request("HEAD", "/latency-results")
+                return self
+            except OSError:
+                time.sleep(0.02)
+        raise AssertionError(f"daemon never answered HTTP:\n{self.text()}")
+
+    def lines(self):
+        if not self.results.exists():
+            return []
+        return self.results.read_text().splitlines()
+
+    def wait_lines(self, count, timeout=10.0):
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            lines = self.lines()
+            if len(lines) >= count:
+                return lines
+            time.sleep(0.02)
+        raise AssertionError(f"wanted {count} lines, have {self.lines()}\n{self.text()}")
+
+    def alive(self):
+        return self.proc.poll() is None
+
+
+class Responder(Process):
+    def __init__(self, net: Namespaces, tmp: Path, *flags):
+        net.sysctl(net.target, "net.ipv4.icmp_echo_ignore_all=1")
+        args = ["ip", "netns", "exec", net.target, sys.executable, "-u", str(RESPONDER), *flags]
+        super().__init__(args, tmp / f"responder{next(_counter)}.log")
+        self.wait_for("ready")
+
+    def requests(self):
+        return [line for line in self.text().splitlines() if line.startswith("request ")]
+
+
