@@ -135,6 +135,47 @@ mod tests {
         assert_eq!(payload_counter(TOKEN, echo.payload), Some(3));
     }
 
+    /// A small deterministic generator, so a failure reproduces.
+    fn xorshift(state: &mut u64) -> u64 {
+        *state ^= *state << 13;
+        *state ^= *state >> 7;
+        *state ^= *state << 17;
+        *state
+    }
+
+    #[test]
+    fn arbitrary_bytes_from_the_wire_never_panic() {
+        let mut state = 0x9e37_79b9_7f4a_7c15;
+        for _ in 0..200_000 {
+            let len = (xorshift(&mut state) % 120) as usize;
+            let mut bytes: Vec<u8> = (0..len).map(|_| xorshift(&mut state) as u8).collect();
+            if let Some(first) = bytes.first_mut() {
+                // Half the packets claim IPv4 with a plausible header length.
+                *first = if xorshift(&mut state) % 2 == 0 { 0x45 + (*first % 11) } else { *first };
+            }
+            for framing in [Framing::WithIpHeader, Framing::IcmpOnly] {
+                let _ = parse(&bytes, framing);
+            }
+        }
+    }
+
+    #[test]
+    fn any_single_corrupted_byte_of_a_reply_is_caught() {
+        let original = wrap(TARGET, US, 0, &reply_to(&probe(3)));
+        let mut state = 7;
+        for at in 20..original.len() {
+            let mut packet = original.clone();
+            packet[at] ^= (xorshift(&mut state) % 255 + 1) as u8;
+            let accepted = match parse(&packet, Framing::WithIpHeader) {
+                Ok(Message::EchoReply { echo, checksum_valid: true }) => {
+                    payload_counter(TOKEN, echo.payload) == Some(3) && echo.sequence == 3
+                }
+                _ => false,
+            };
+            assert!(!accepted, "a flipped byte at {at} went unnoticed");
+        }
+    }
+
     #[test]
     fn rejects_non_icmp_and_truncated_packets() {
         let mut udp = wrap(TARGET, US, 0, &[0; 8]);

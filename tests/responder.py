@@ -3,8 +3,8 @@
 chosen delay, and can drop, duplicate or corrupt its replies or answer with an ICMP error.
 
 Run it in the target's network namespace with net.ipv4.icmp_echo_ignore_all=1 there, so the
-kernel does not answer as well. Every request seen is printed as `request SRC ID SEQ`, flushed,
-so a test can count them.
+kernel does not answer as well. Every request seen is printed as `request SRC ID SEQ TIME`, flushed,
+with the monotonic time it arrived, so a test can count and time them.
 """
 import argparse
 import heapq
@@ -84,7 +84,7 @@ def main() -> None:
             continue
         seen += 1
         identifier, sequence = struct.unpack("!HH", request[4:8])
-        print(f"request {source} {identifier} {sequence}", flush=True)
+        print(f"request {source} {identifier} {sequence} {time.monotonic():.6f}", flush=True)
         mode = args.mode
         if mode == "drop" and args.answer_first is not None and seen <= args.answer_first:
             mode = "normal"

@@ -202,3 +202,36 @@ def test_a_ping_flood_from_elsewhere_does_not_disturb_lines(net, start):
     assert flood.returncode == 0, flood.stdout + flood.stderr
     lines = daemon.wait_lines(8)
     assert all(rtt_ms(line) is not None and rtt_ms(line) < 50 for line in lines), lines
+
+
+def test_the_schedule_is_fixed_rate_whatever_the_replies_take(net, start, responder):
+    # Replies take 250 ms of a 300 ms interval, and every third is dropped: probes must still
+    # leave every 300 ms, without drift.
+    process = responder("--delay-ms", "250")
+    daemon = start("--target", TARGET_IP, "--interval", "300ms", "--timeout", "280ms").ready()
+    daemon.wait_lines(9)
+    times = [float(line.split()[4]) for line in process.requests()][:9]
+    gaps = [b - a for a, b in zip(times, times[1:])]
+    assert all(0.26 < gap < 0.34 for gap in gaps), gaps
+    assert abs((times[-1] - times[0]) / (len(times) - 1) - 0.300) < 0.005, gaps
+
+
+def test_a_host_name_is_resolved_at_start_and_again_on_sighup(net, start):
+    import signal as signals
+    hosts = Path(f"/etc/netns/{net.daemon}/hosts")
+    hosts.parent.mkdir(parents=True)
+    try:
+        hosts.write_text(f"{TARGET_IP} target.test\n")
+        net.exec(net.target, "ip", "addr", "add", "198.51.100.3/24", "dev", net.target_if)
+        daemon = start("--target", "target.test", "--interval", "200ms", "--timeout", "100ms").ready()
+        assert f"target target.test ({TARGET_IP})" in daemon.text()
+        assert rtt_ms(daemon.wait_lines(2)[-1]) is not None
+        with open(hosts, "r+") as f:  # in place: `ip netns exec` bind-mounted this inode
+            f.write("198.51.100.3 target.test\n")
+        daemon.proc.send_signal(signals.SIGHUP)
+        daemon.wait_for(f"target is now 198.51.100.3 (was {TARGET_IP})")
+        before = len(daemon.lines())
+        assert all(rtt_ms(line) is not None for line in daemon.wait_lines(before + 3)[before:])
+    finally:
+        hosts.unlink()
+        hosts.parent.rmdir()
