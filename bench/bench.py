@@ -19,6 +19,7 @@ import tempfile
 import threading
 import time
 from pathlib import Path
+from urllib.parse import urlsplit
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
 from lab import DAEMON_IP, PORT, ROOT, TARGET_IP, Daemon, Namespaces, Process, run  # noqa: E402
@@ -113,19 +114,24 @@ def median(values: list) -> str:
     return f"{statistics.median(values):.1f} µs (n={len(values)})" if values else "n/a"
 
 
+def under_load(net: Namespaces, name: str, pid: int, url: str, figures: dict):
+    """Memory idle and after `wrk -c10` on `url`, its rate, and the echo requests it cost."""
+    time.sleep(2)
+    figures[f"{name} RSS idle"] = rss_kib(pid)
+    sent = echo_requests(net)
+    rate = wrk(net, url)
+    figures[f"{name} {urlsplit(url).path} requests/s"] = rate
+    figures[f"{name} echo requests per request"] = (echo_requests(net) - sent) / (rate * WRK_SECONDS)
+    figures[f"{name} RSS after load"] = rss_kib(pid)
+    figures[f"{name} RSS peak"] = rss_kib(pid, "VmHWM")
+    figures[f"{name} threads after load"] = len(os.listdir(f"/proc/{pid}/task"))
+
+
 def measure_latency(net: Namespaces, tmp: Path, figures: dict):
     environment = unit_environment()
     daemon = Daemon(net, tmp, "--target", TARGET_IP, "--interval", "60s", "--timeout", "1s",
                     env={**environment, "RUST_LOG": "warn"}, binary=RELEASE).ready()
-    time.sleep(2)
-    figures["latency RSS idle"] = rss_kib(daemon.proc.pid)
-    sent = echo_requests(net)
-    rate = wrk(net, f"http://{DAEMON_IP}:{PORT}/latency")
-    figures["latency /latency requests/s"] = rate
-    figures["latency echo requests per /latency"] = (echo_requests(net) - sent) / (rate * WRK_SECONDS)
-    figures["latency RSS after load"] = rss_kib(daemon.proc.pid)
-    figures["latency RSS peak"] = rss_kib(daemon.proc.pid, "VmHWM")
-    figures["latency threads after load"] = len(os.listdir(f"/proc/{daemon.proc.pid}/task"))
+    under_load(net, "latency", daemon.proc.pid, f"http://{DAEMON_IP}:{PORT}/latency", figures)
     daemon.stop()
 
     daemon = Daemon(net, tmp, "--target", TARGET_IP, "--interval", "100ms", "--timeout", "90ms",
@@ -185,15 +191,7 @@ def measure_blackbox(net: Namespaces, tmp: Path, figures: dict):
                 if time.monotonic() > deadline:
                     raise RuntimeError(blackbox.text())
                 time.sleep(0.05)
-        time.sleep(2)
-        figures["blackbox RSS idle"] = rss_kib(blackbox.proc.pid)
-        sent = echo_requests(net)
-        rate = wrk(net, f"http://{DAEMON_IP}:{BLACKBOX_PORT}{path}")
-        figures["blackbox /probe requests/s"] = rate
-        figures["blackbox echo requests per /probe"] = (echo_requests(net) - sent) / (rate * WRK_SECONDS)
-        figures["blackbox RSS after load"] = rss_kib(blackbox.proc.pid)
-        figures["blackbox RSS peak"] = rss_kib(blackbox.proc.pid, "VmHWM")
-        figures["blackbox threads after load"] = len(os.listdir(f"/proc/{blackbox.proc.pid}/task"))
+        under_load(net, "blackbox", blackbox.proc.pid, f"http://{DAEMON_IP}:{BLACKBOX_PORT}{path}", figures)
         figures["blackbox RTT median idle"] = median(blackbox_rtts(net, path))
         with BusyCores():
             figures["blackbox RTT median busy"] = median(blackbox_rtts(net, path))
