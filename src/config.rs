@@ -180,14 +180,24 @@ where
 
 fn parse_target(given: &Given) -> Result<String, ConfigError> {
     let host = given.value.as_str();
-    let valid = host.len() <= 253
+    let valid = !host.is_empty()
+        && host.len() <= 253
         && host.chars().all(|c| c.is_ascii_alphanumeric() || c == '.' || c == '-')
         && !host.starts_with(['-', '.']);
-    if valid {
-        Ok(host.to_string())
-    } else {
-        Err(given.error("expected an IPv4 address or a host name, like 198.51.100.2 or db.example.org"))
+    if !valid {
+        return Err(
+            given.error("expected an IPv4 address or a host name, like 198.51.100.2 or db.example.org")
+        );
     }
+    // The resolver reads `010.0.0.1` as 8.0.0.1 and `1.2.3` as 1.2.0.3 (inet_aton): a value
+    // that looks like an address must be a plain dotted quad, or the wrong host gets probed.
+    let last_label = host.rsplit('.').next().unwrap_or(host);
+    let numeric = last_label.bytes().all(|b| b.is_ascii_digit()) || last_label.starts_with("0x");
+    if numeric && host.parse::<std::net::Ipv4Addr>().is_err() {
+        return Err(given
+            .error("looks like an IPv4 address but is not four decimal numbers 0-255, like 198.51.100.2"));
+    }
+    Ok(host.to_string())
 }
 
 fn parse_duration(given: &Given, minimum: Duration) -> Result<Duration, ConfigError> {
@@ -287,6 +297,11 @@ mod tests {
             (&["--listen", "nonsense"], &[], "--listen nonsense: expected ADDRESS:PORT"),
             (&["--listen", "localhost:5000"], &[], "--listen localhost:5000: expected ADDRESS:PORT"),
             (&["--target", "bad host!"], &[], "--target bad host!: expected an IPv4 address"),
+            (&["--target="], &[], "--target: expected an IPv4 address"),
+            (&["--target", "010.0.0.1"], &[], "--target 010.0.0.1: looks like an IPv4 address"),
+            (&["--target", "1.2.3"], &[], "--target 1.2.3: looks like an IPv4 address"),
+            (&["--target", "0x7f.1"], &[], "--target 0x7f.1: looks like an IPv4 address"),
+            (&["--target", "198.51.100.256"], &[], "--target 198.51.100.256: looks like an IPv4 address"),
             (
                 &["--timeout", "5s", "--interval", "5s"],
                 &[],

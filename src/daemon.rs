@@ -4,12 +4,14 @@
 use std::fmt;
 use std::io::{self, Read};
 use std::net::{IpAddr, Ipv4Addr, ToSocketAddrs};
-use std::sync::Arc;
-use std::sync::mpsc;
+use std::panic::{self, AssertUnwindSafe};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, mpsc};
 use std::thread::{self, JoinHandle};
 use std::time::{Duration, Instant};
 
-use log::{error, info, warn};
+use log::{debug, error, info, warn};
+use nix::sys::resource::{Resource, getrlimit, setrlimit};
 use signal_hook::consts::{SIGHUP, SIGINT, SIGTERM};
 use signal_hook::iterator::Signals;
 
@@ -29,11 +31,20 @@ const STATUS_EVERY: Duration = Duration::from_secs(1);
 
 #[derive(Debug)]
 pub enum DaemonError {
-    Resolve { host: String, reason: String },
+    Resolve {
+        host: String,
+        reason: String,
+    },
     Store(StoreError),
     Net(NetError),
     Server(ServerError),
-    Setup { what: &'static str, err: io::Error },
+    /// An operation on `value` (possibly empty) failed.
+    Setup {
+        what: &'static str,
+        value: String,
+        err: io::Error,
+    },
+    ProberFailed,
 }
 
 impl fmt::Display for DaemonError {
@@ -45,7 +56,9 @@ impl fmt::Display for DaemonError {
             DaemonError::Store(err) => err.fmt(f),
             DaemonError::Net(err) => err.fmt(f),
             DaemonError::Server(err) => err.fmt(f),
-            DaemonError::Setup { what, err } => write!(f, "{what}: {err}"),
+            DaemonError::Setup { what, value, err } if value.is_empty() => write!(f, "{what}: {err}"),
+            DaemonError::Setup { what, value, err } => write!(f, "{what} {value}: {err}"),
+            DaemonError::ProberFailed => f.write_str("the prober thread failed; see the log above"),
         }
     }
 }
@@ -98,7 +111,7 @@ fn identity() -> Result<Identity, DaemonError> {
     let mut random = [0u8; 10];
     std::fs::File::open("/dev/urandom")
         .and_then(|mut urandom| urandom.read_exact(&mut random))
-        .map_err(|err| DaemonError::Setup { what: "read /dev/urandom", err })?;
+        .map_err(|err| DaemonError::Setup { what: "read", value: "/dev/urandom".into(), err })?;
     let [a, b, token @ ..] = random;
     Ok(Identity { identifier: u16::from_be_bytes([a, b]), token: Token(token) })
 }
@@ -113,20 +126,42 @@ fn log_repair(store: &Store, repair: Option<Repair>) {
     }
 }
 
+/// The longest the prober loop sleeps when no watchdog asks for less.
+const MAX_WAIT: Duration = Duration::from_secs(1);
+
+/// Lets the process hold as many connections as its hard limit allows: the soft limit is
+/// often 1024, and each HTTP connection takes two descriptors.
+fn raise_open_file_limit() {
+    match getrlimit(Resource::RLIMIT_NOFILE) {
+        Ok((soft, hard)) if soft < hard => {
+            if let Err(err) = setrlimit(Resource::RLIMIT_NOFILE, hard, hard) {
+                warn!("raise the open-file limit from {soft} to {hard}: {err}");
+            }
+        }
+        Ok(_) => {}
+        Err(err) => warn!("read the open-file limit: {err}"),
+    }
+}
+
 /// Starts everything, runs until SIGTERM or SIGINT, and stops within a second.
 pub fn run(config: Config) -> Result<(), DaemonError> {
-    // Before any thread starts, so that every thread leaves these signals to the iterator.
-    let mut signals = Signals::new([SIGTERM, SIGINT, SIGHUP])
-        .map_err(|err| DaemonError::Setup { what: "install signal handlers", err })?;
     let target = config.target.as_deref().map(resolve).transpose()?;
     let (store, repair) = Store::open(&config.results)?;
     let store = Arc::new(store);
     log_repair(&store, repair);
     let socket = LinuxSocket::open()?;
     let http = server::bind(config.listen)?;
+    let notify_socket = std::env::var("NOTIFY_SOCKET").unwrap_or_default();
     let notifier = Notifier::from_env()
-        .map_err(|err| DaemonError::Setup { what: "connect to $NOTIFY_SOCKET", err })?
+        .map_err(|err| DaemonError::Setup { what: "use NOTIFY_SOCKET", value: notify_socket, err })?
         .map(Arc::new);
+    // Installed once start-up can no longer fail, before the threads it must outlive.
+    let mut signals = Signals::new([SIGTERM, SIGINT, SIGHUP]).map_err(|err| DaemonError::Setup {
+        what: "install signal handlers",
+        value: String::new(),
+        err,
+    })?;
+    raise_open_file_limit();
 
     let target_text = match (&config.target, target) {
         (Some(host), Some(address)) if host != &address.to_string() => format!("{host} ({address})"),
@@ -143,6 +178,7 @@ pub fn run(config: Config) -> Result<(), DaemonError> {
         store.path().display()
     );
 
+    let watchdog_every = watchdog_interval();
     let heartbeat = Arc::new(Heartbeat::default());
     let (prober, prober_thread) = match target {
         Some(target) => {
@@ -151,14 +187,11 @@ pub fn run(config: Config) -> Result<(), DaemonError> {
                 interval: config.interval,
                 timeout: config.timeout,
                 identity: identity()?,
+                max_wait: watchdog_every.map_or(MAX_WAIT, |every| (every / 2).min(MAX_WAIT)),
             };
             let status = status_reporter(notifier.clone());
             let (prober, handle) = Prober::new(socket, settings, store.clone(), heartbeat.clone(), status);
-            let thread = thread::Builder::new()
-                .name("prober".into())
-                .spawn(move || prober.run())
-                .map_err(|err| DaemonError::Setup { what: "start the prober thread", err })?;
-            (Some(handle), Some(thread))
+            (Some(handle), Some(spawn_prober(prober)?))
         }
         None => {
             warn!(
@@ -174,12 +207,18 @@ pub fn run(config: Config) -> Result<(), DaemonError> {
             duration::format(config.interval)
         ));
     }
-    let watchdog = start_watchdog(notifier.clone(), prober_thread.as_ref().map(|_| heartbeat.clone()))?;
+    let watchdog = match (&notifier, watchdog_every) {
+        (Some(notifier), Some(every)) => {
+            Some(start_watchdog(notifier.clone(), every, prober_thread.as_ref().map(|_| heartbeat.clone()))?)
+        }
+        _ => None,
+    };
 
+    let resolving = Arc::new(AtomicBool::new(false));
     let mut stop_signal = "end of signal stream";
     for signal in signals.forever() {
         if signal == SIGHUP {
-            reload(&config, &store, prober.as_ref());
+            reload(&config, &store, prober.as_ref(), &resolving);
             continue;
         }
         stop_signal = if signal == SIGTERM { "SIGTERM" } else { "SIGINT" };
@@ -192,18 +231,38 @@ pub fn run(config: Config) -> Result<(), DaemonError> {
     if let Some(prober) = &prober {
         prober.stop();
     }
-    if let Some(thread) = prober_thread {
-        let _ = thread.join();
-    }
+    let prober_ended_well = prober_thread.is_none_or(|thread| thread.join().unwrap_or(false));
     if let Some(watchdog) = watchdog {
         watchdog.stop();
+    }
+    if !prober_ended_well {
+        return Err(DaemonError::ProberFailed);
     }
     info!("stopped");
     Ok(())
 }
 
-/// SIGHUP: reopen the results file (after rotation) and resolve the target name again.
-fn reload(config: &Config, store: &Store, prober: Option<&ProberHandle>) {
+/// Runs the prober on its own thread. If it panics, the daemon stops (and, under systemd,
+/// `Restart=on-failure` starts a fresh one) instead of serving 503 with nothing probing.
+fn spawn_prober(prober: Prober<LinuxSocket>) -> Result<JoinHandle<bool>, DaemonError> {
+    thread::Builder::new()
+        .name("prober".into())
+        .spawn(move || {
+            let ended_well = panic::catch_unwind(AssertUnwindSafe(|| prober.run())).is_ok();
+            if !ended_well {
+                error!("the prober thread panicked; stopping");
+                if let Err(err) = signal_hook::low_level::raise(SIGTERM) {
+                    error!("raise SIGTERM: {err}");
+                }
+            }
+            ended_well
+        })
+        .map_err(|err| DaemonError::Setup { what: "start the prober thread", value: String::new(), err })
+}
+
+/// SIGHUP: reopen the results file (after rotation) and resolve the target name again. The
+/// lookup runs on a thread of its own, so that a slow resolver cannot hold up a SIGTERM.
+fn reload(config: &Config, store: &Store, prober: Option<&ProberHandle>, resolving: &Arc<AtomicBool>) {
     match store.reopen() {
         Ok(repair) => {
             info!("SIGHUP: reopened {}", store.path().display());
@@ -211,13 +270,25 @@ fn reload(config: &Config, store: &Store, prober: Option<&ProberHandle>) {
         }
         Err(err) => error!("SIGHUP: {err}; lines keep going to the file opened before"),
     }
-    if let (Some(host), Some(prober)) = (&config.target, prober) {
-        match resolve(host) {
+    let (Some(host), Some(prober)) = (config.target.clone(), prober.cloned()) else { return };
+    if resolving.swap(true, Ordering::AcqRel) {
+        return warn!("SIGHUP: the previous lookup of {host} is still running; not starting another");
+    }
+    let done = resolving.clone();
+    let lookup = thread::Builder::new().name("resolve".into()).spawn(move || {
+        match resolve(&host) {
             Ok(address) => {
-                let _ = prober.retarget(address);
+                if prober.retarget(address).is_err() {
+                    debug!("the prober stopped before {host} was resolved");
+                }
             }
             Err(err) => error!("SIGHUP: {err}; probing the address resolved before"),
         }
+        done.store(false, Ordering::Release);
+    });
+    if let Err(err) = lookup {
+        resolving.store(false, Ordering::Release);
+        error!("SIGHUP: start a thread to resolve the target: {err}");
     }
 }
 
@@ -246,19 +317,20 @@ impl Watchdog {
     }
 }
 
-/// Pings systemd's watchdog at half its timeout, only while the prober loop keeps turning
-/// (or always when there is no prober).
-fn start_watchdog(
-    notifier: Option<Arc<Notifier>>,
-    heartbeat: Option<Arc<Heartbeat>>,
-) -> Result<Option<Watchdog>, DaemonError> {
+/// How often systemd wants a watchdog ping, if it does.
+fn watchdog_interval() -> Option<Duration> {
     let usec = std::env::var("WATCHDOG_USEC").ok();
     let pid = std::env::var("WATCHDOG_PID").ok();
-    let (Some(notifier), Some(every)) =
-        (notifier, notify::watchdog_interval(usec.as_deref(), pid.as_deref(), std::process::id()))
-    else {
-        return Ok(None);
-    };
+    notify::watchdog_interval(usec.as_deref(), pid.as_deref(), std::process::id())
+}
+
+/// Pings systemd's watchdog `every` so often, only while the prober loop keeps turning (or
+/// always when there is no prober).
+fn start_watchdog(
+    notifier: Arc<Notifier>,
+    every: Duration,
+    heartbeat: Option<Arc<Heartbeat>>,
+) -> Result<Watchdog, DaemonError> {
     let (stop, stopped) = mpsc::channel::<()>();
     let thread = thread::Builder::new()
         .name("watchdog".into())
@@ -275,6 +347,6 @@ fn start_watchdog(
                 }
             }
         })
-        .map_err(|err| DaemonError::Setup { what: "start the watchdog thread", err })?;
-    Ok(Some(Watchdog { stop, thread }))
+        .map_err(|err| DaemonError::Setup { what: "start the watchdog thread", value: String::new(), err })?;
+    Ok(Watchdog { stop, thread })
 }

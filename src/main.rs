@@ -13,6 +13,13 @@ fn main() -> ExitCode {
         eprintln!("latency: arguments must be valid UTF-8; see latency --help");
         return ExitCode::from(2);
     };
+    let unreadable = std::env::vars_os().find(|(name, value)| {
+        name.to_str().is_some_and(|name| name.starts_with("LATENCY_")) && value.to_str().is_none()
+    });
+    if let Some((name, _)) = unreadable {
+        eprintln!("latency: {}: not valid UTF-8; see latency --help", name.to_string_lossy());
+        return ExitCode::from(2);
+    }
     let command = match config::parse(args, |name| std::env::var(name).ok()) {
         Ok(command) => command,
         Err(err) => {

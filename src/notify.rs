@@ -23,16 +23,23 @@ impl Notifier {
             Some(name) => SocketAddr::from_abstract_name(name)?,
             None => SocketAddr::from_pathname(&path)?,
         };
-        Ok(Some(Notifier { socket: UnixDatagram::unbound()?, address }))
+        let socket = UnixDatagram::unbound()?;
+        // A full queue at PID 1 must not stall the prober, which reports every line.
+        socket.set_nonblocking(true)?;
+        Ok(Some(Notifier { socket, address }))
     }
 
-    /// Sends one state change; systemd is told, the daemon does not depend on it.
+    /// Sends one state change; systemd is told, the daemon does not depend on it (a message
+    /// that would block is dropped).
     pub fn send(&self, state: &str) {
         if let Err(err) = self.socket.send_to_addr(state.as_bytes(), &self.address) {
             debug!("sd_notify {state:?}: {err}");
         }
     }
 }
+
+/// The shortest watchdog ping interval honoured: shorter would spin the watchdog thread.
+pub const MIN_WATCHDOG_INTERVAL: Duration = Duration::from_millis(10);
 
 /// How often to ping the watchdog: half of `WATCHDOG_USEC`, when it is meant for this
 /// process (`WATCHDOG_PID` absent or ours).
@@ -41,7 +48,7 @@ pub fn watchdog_interval(usec: Option<&str>, pid: Option<&str>, own_pid: u32) ->
         return None;
     }
     let usec: u64 = usec?.parse().ok().filter(|&usec| usec > 0)?;
-    Some(Duration::from_micros(usec / 2))
+    Some(Duration::from_micros(usec / 2).max(MIN_WATCHDOG_INTERVAL))
 }
 
 /// Decides, at each watchdog tick, whether the watched loop turned since the last tick.
@@ -80,6 +87,7 @@ mod tests {
             (Some("30000000"), Some("42"), Some(Duration::from_secs(15))),
             (Some("30000000"), Some("43"), None),
             (Some("0"), None, None),
+            (Some("1"), None, Some(MIN_WATCHDOG_INTERVAL)),
             (Some("soon"), None, None),
             (None, None, None),
         ];

@@ -47,8 +47,7 @@ pub fn parse(data: &[u8], framing: Framing) -> Result<icmp::Message<'_>, PacketE
             if header.protocol != ipv4::PROTOCOL_ICMP {
                 return Err(PacketError::NotIcmp(header.protocol));
             }
-            let total = usize::from(u16::from_be_bytes([data[2], data[3]]));
-            icmp::parse(&data[header.length..total])
+            icmp::parse(&data[header.length..header.total_length])
         }
     }
 }

@@ -21,8 +21,6 @@ use crate::schedule::Schedule;
 use crate::store::Store;
 use crate::tracker::{Tracker, Verdict};
 
-/// The longest the loop sleeps, so that the watchdog sees it alive.
-const MAX_WAIT: Duration = Duration::from_secs(1);
 /// Large enough for any echo reply on a jumbo-frame link.
 const RECEIVE_BUFFER: usize = 9216;
 
@@ -39,15 +37,33 @@ pub struct Settings {
     pub interval: Duration,
     pub timeout: Duration,
     pub identity: Identity,
+    /// The longest the loop sleeps, so that the watchdog sees it turn.
+    pub max_wait: Duration,
 }
 
 /// Why an HTTP caller got no line.
 #[derive(Debug, PartialEq, Eq)]
-pub struct Unavailable;
+pub enum Unavailable {
+    /// The prober thread has ended: the daemon is stopping.
+    Stopped,
+    /// The prober did not finish the probe in time (stalled, on a slow disk say).
+    NoLineWithin(Duration),
+}
 
 impl fmt::Display for Unavailable {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str("the prober is not running (the daemon is stopping); retry shortly")
+        match self {
+            Unavailable::Stopped => {
+                f.write_str("the prober is not running (the daemon is stopping); retry shortly")
+            }
+            Unavailable::NoLineWithin(wait) => {
+                write!(
+                    f,
+                    "no line within {}: the prober is stalled; see the daemon's log",
+                    duration::format(*wait)
+                )
+            }
+        }
     }
 }
 
@@ -81,7 +97,10 @@ impl ProberHandle {
     pub fn probe(&self) -> Result<Line, Unavailable> {
         let (reply, line) = mpsc::sync_channel(1);
         self.send(Command::Probe(reply))?;
-        line.recv_timeout(self.wait_limit).map_err(|_| Unavailable)
+        line.recv_timeout(self.wait_limit).map_err(|err| match err {
+            mpsc::RecvTimeoutError::Timeout => Unavailable::NoLineWithin(self.wait_limit),
+            mpsc::RecvTimeoutError::Disconnected => Unavailable::Stopped,
+        })
     }
 
     /// Probes go to `target` from now on (after SIGHUP re-resolved the host name).
@@ -95,14 +114,15 @@ impl ProberHandle {
     }
 
     fn send(&self, command: Command) -> Result<(), Unavailable> {
-        self.commands.send(command).map_err(|_| Unavailable)?;
+        self.commands.send(command).map_err(|_| Unavailable::Stopped)?;
         self.waker.wake();
         Ok(())
     }
 }
 
-/// A probe waiting for its reply: when it was sent, and who wants its line.
+/// A probe waiting for its reply: where it went, when, and who wants its line.
 struct Pending {
+    target: Ipv4Addr,
     sent: clock::LocalTime,
     waiters: Vec<SyncSender<Line>>,
 }
@@ -157,8 +177,7 @@ impl<S: IcmpSocket> Prober<S> {
         let mut buf = vec![0u8; RECEIVE_BUFFER];
         while !self.stop.load(Ordering::Acquire) {
             self.heartbeat.0.fetch_add(1, Ordering::Relaxed);
-            let now = Instant::now();
-            if let Some(skipped) = self.schedule.take_due(now) {
+            if let Some(skipped) = self.schedule.take_due(Instant::now()) {
                 if skipped > 0 {
                     warn!("the prober fell behind and skipped {skipped} scheduled probes");
                 }
@@ -167,30 +186,36 @@ impl<S: IcmpSocket> Prober<S> {
             while let Ok(command) = self.commands.try_recv() {
                 self.obey(command);
             }
-            for pending in self.tracker.expire(now) {
-                warn!(
-                    "no reply from {} within {}",
-                    self.settings.target,
-                    duration::format(self.settings.timeout)
-                );
+            // Replies already queued are judged by their kernel arrival time before expiry
+            // runs, so a loop that ran late does not turn an answered probe into a timeout.
+            while self.receive_one(&mut buf, Duration::ZERO) {}
+            for pending in self.tracker.expire(Instant::now()) {
+                warn!("no reply from {} within {}", pending.target, duration::format(self.settings.timeout));
                 self.finish(pending, Outcome::Timeout);
             }
-            let wake_at = self
-                .tracker
-                .next_deadline()
-                .map_or(self.schedule.next_due(), |d| d.min(self.schedule.next_due()));
-            let wait = wake_at.saturating_duration_since(Instant::now()).min(MAX_WAIT);
-            match self.socket.recv(&mut buf, wait) {
-                Ok(Some(arrival)) => self.receive(&buf[..arrival.len], arrival),
-                Ok(None) => {}
-                Err(err) => {
-                    warn!("{err}");
-                    // Keep a persistent socket error from spinning the loop.
-                    std::thread::sleep(Duration::from_millis(100));
-                }
-            }
+            let next_due = self.schedule.next_due();
+            let wake_at = self.tracker.next_deadline().map_or(next_due, |deadline| deadline.min(next_due));
+            let wait = wake_at.saturating_duration_since(Instant::now()).min(self.settings.max_wait);
+            self.receive_one(&mut buf, wait);
         }
         debug!("prober stopped");
+    }
+
+    /// Waits up to `wait` for one packet and handles it; true if there was one.
+    fn receive_one(&mut self, buf: &mut [u8], wait: Duration) -> bool {
+        match self.socket.recv(buf, wait) {
+            Ok(Some(arrival)) => {
+                self.receive(&buf[..arrival.len], arrival);
+                true
+            }
+            Ok(None) => false,
+            Err(err) => {
+                warn!("{err}");
+                // Keep a persistent socket error from spinning the loop.
+                std::thread::sleep(Duration::from_millis(100));
+                false
+            }
+        }
     }
 
     fn obey(&mut self, command: Command) {
@@ -213,9 +238,10 @@ impl<S: IcmpSocket> Prober<S> {
         self.request.clear();
         Echo { identifier: self.settings.identity.identifier, sequence: ticket.sequence, payload: &payload }
             .encode_request(&mut self.request);
-        let pending =
-            Pending { sent: clock::local(SystemTime::now()), waiters: waiter.into_iter().collect() };
-        match self.socket.send_to(&self.request, self.settings.target) {
+        let target = self.settings.target;
+        let sent = clock::local(SystemTime::now());
+        let pending = Pending { target, sent, waiters: waiter.into_iter().collect() };
+        match self.socket.send_to(&self.request, target) {
             Ok(sent) => self.tracker.sent(ticket, sent, pending),
             Err(err) => {
                 warn!("{err}");
@@ -235,18 +261,20 @@ impl<S: IcmpSocket> Prober<S> {
                 if !checksum_valid {
                     return warn!("ignored a reply from {source} to probe {sequence}: bad ICMP checksum");
                 }
-                if source != self.settings.target {
-                    return warn!(
-                        "ignored a reply to probe {sequence} from {source}: probes go to {}",
-                        self.settings.target
-                    );
-                }
                 let Some(counter) = packet::payload_counter(self.settings.identity.token, echo.payload)
                 else {
                     return warn!(
                         "ignored a reply from {source} to probe {sequence}: its payload is not the one sent"
                     );
                 };
+                // Each probe keeps the address it went to, so a SIGHUP that moved the target
+                // does not turn the probe in flight into a timeout.
+                if let Some(pending) = self.tracker.get(counter).filter(|pending| pending.target != source) {
+                    return warn!(
+                        "ignored a reply to probe {sequence} from {source}: it went to {}",
+                        pending.target
+                    );
+                }
                 match self.tracker.reply(sequence, counter, arrival.at) {
                     Verdict::Answered { rtt, tag } => {
                         debug!("reply from {source} to probe {sequence}: {} µs", rtt.as_micros());
@@ -265,11 +293,10 @@ impl<S: IcmpSocket> Prober<S> {
                 }
             }
             Ok(Message::Error { kind, quoted, checksum_valid })
-                if checksum_valid
-                    && ours(quoted.identifier)
-                    && quoted.destination == self.settings.target =>
+                if checksum_valid && ours(quoted.identifier) =>
             {
-                if let Some(pending) = self.tracker.fail(quoted.sequence) {
+                let about_probe = |pending: &Pending| pending.target == quoted.destination;
+                if let Some(pending) = self.tracker.fail(quoted.sequence, about_probe) {
                     warn!(
                         "probe {} to {}: {kind} (reported by {source})",
                         quoted.sequence, quoted.destination

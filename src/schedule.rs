@@ -4,31 +4,27 @@
 use std::time::{Duration, Instant};
 
 pub struct Schedule {
-    start: Instant,
     interval: Duration,
-    next: u64,
+    next_due: Instant,
 }
 
 impl Schedule {
     /// The first probe is due at `start`.
     pub fn new(start: Instant, interval: Duration) -> Self {
-        Schedule { start, interval, next: 0 }
+        Schedule { interval, next_due: start }
     }
 
     pub fn next_due(&self) -> Instant {
-        self.start + self.interval * self.next as u32
+        self.next_due
     }
 
     /// If a probe is due at `now`, moves past it and returns how many slots were skipped.
     pub fn take_due(&mut self, now: Instant) -> Option<u64> {
-        if now < self.next_due() {
-            return None;
-        }
-        let elapsed = now.duration_since(self.start).as_nanos() / self.interval.as_nanos();
-        let current = elapsed as u64;
-        let skipped = current - self.next;
-        self.next = current + 1;
-        Some(skipped)
+        let late = now.checked_duration_since(self.next_due)?;
+        let skipped = late.as_nanos() / self.interval.as_nanos();
+        let advance = self.interval.as_nanos() * (skipped + 1);
+        self.next_due += Duration::from_nanos(u64::try_from(advance).unwrap_or(u64::MAX));
+        Some(u64::try_from(skipped).unwrap_or(u64::MAX))
     }
 }
 

@@ -28,10 +28,18 @@ impl fmt::Display for StoreError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             StoreError::CreateDir { path, err } => {
-                write!(f, "create directory {}: {err}; choose another --results path", path.display())
+                write!(
+                    f,
+                    "create directory {}: {err}; choose another results path (--results, LATENCY_RESULTS)",
+                    path.display()
+                )
             }
             StoreError::Open { path, err } => {
-                write!(f, "open {} for appending: {err}; choose a writable --results path", path.display())
+                write!(
+                    f,
+                    "open {} for appending: {err}; choose a writable results path (--results, LATENCY_RESULTS)",
+                    path.display()
+                )
             }
             StoreError::Read { path, err } => write!(f, "read {}: {err}", path.display()),
             StoreError::Write { path, err } => write!(f, "append to {}: {err}", path.display()),
@@ -39,7 +47,7 @@ impl fmt::Display for StoreError {
             StoreError::NotResults { path, reason } => write!(
                 f,
                 "{} is not a latency results file ({reason}); refusing to append to it: \
-                 choose another --results path",
+                 choose another results path (--results, LATENCY_RESULTS)",
                 path.display()
             ),
         }
@@ -87,8 +95,10 @@ impl Store {
             return Ok(());
         }
         let end = file.metadata().map_err(|err| self.write_error(err))?.len();
-        file.set_len(end - written as u64)
-            .map_err(|err| StoreError::Truncate { path: self.path.clone(), err })?;
+        // A file truncated meanwhile (copytruncate rotation) has nothing of ours to undo.
+        if let Some(before) = end.checked_sub(written as u64) {
+            file.set_len(before).map_err(|err| StoreError::Truncate { path: self.path.clone(), err })?;
+        }
         Err(self.write_error(io::Error::new(io::ErrorKind::WriteZero, "short write, undone")))
     }
 
@@ -142,13 +152,18 @@ fn open_for_append(path: &Path) -> Result<(File, Option<Repair>), StoreError> {
     let read_error = |err| StoreError::Read { path: path.to_path_buf(), err };
     let len = file.metadata().map_err(read_error)?.len();
     let end = complete_len(&mut file, len).map_err(read_error)?;
+    let foreign = |reason| StoreError::NotResults { path: path.to_path_buf(), reason };
     check_last_line(&mut file, end).map_err(|reason| match reason {
         LastLine::Unreadable(err) => read_error(err),
-        LastLine::Foreign(reason) => StoreError::NotResults { path: path.to_path_buf(), reason },
+        LastLine::Foreign(reason) => foreign(reason),
     })?;
     if end == len {
         return Ok((file, None));
     }
+    check_torn_tail(&mut file, end, len).map_err(|reason| match reason {
+        LastLine::Unreadable(err) => read_error(err),
+        LastLine::Foreign(reason) => foreign(reason),
+    })?;
     file.set_len(end).map_err(|err| StoreError::Truncate { path: path.to_path_buf(), err })?;
     Ok((file, Some(Repair { cut_bytes: len - end })))
 }
@@ -173,6 +188,22 @@ fn check_last_line<R: Read + Seek>(reader: &mut R, end: u64) -> Result<(), LastL
     reader.read_exact(&mut last).map_err(LastLine::Unreadable)?;
     let text = String::from_utf8_lossy(&last);
     text.parse::<Line>().map(drop).map_err(|err| LastLine::Foreign(format!("last line {text:?}: {err}")))
+}
+
+/// Only what a crash mid-append can leave is cut: a short, partial results line. Anything
+/// else after the last newline (a file with no newline at all, say) is not ours to cut.
+fn check_torn_tail<R: Read + Seek>(reader: &mut R, end: u64, len: u64) -> Result<(), LastLine> {
+    if len - end > LONGEST_LINE {
+        return Err(LastLine::Foreign(format!("it ends in {} bytes without a newline", len - end)));
+    }
+    let mut tail = vec![0; (len - end) as usize];
+    reader.seek(SeekFrom::Start(end)).map_err(LastLine::Unreadable)?;
+    reader.read_exact(&mut tail).map_err(LastLine::Unreadable)?;
+    if tail.first() == Some(&b'[') && tail.is_ascii() {
+        Ok(())
+    } else {
+        Err(LastLine::Foreign(format!("it ends in {:?}", String::from_utf8_lossy(&tail))))
+    }
 }
 
 /// Offset just past the last newline before `len`: the end of the last complete line.
@@ -250,6 +281,22 @@ mod tests {
             let mut cursor = Cursor::new(text.as_bytes());
             assert_eq!(complete_len(&mut cursor, text.len() as u64).unwrap(), len as u64, "{text:?}");
         }
+    }
+
+    #[test]
+    fn only_a_partial_results_line_counts_as_torn() {
+        let check = |text: &str| {
+            let mut cursor = Cursor::new(text.as_bytes());
+            let end = complete_len(&mut cursor, text.len() as u64).unwrap();
+            check_torn_tail(&mut cursor, end, text.len() as u64)
+        };
+        assert!(check(&format!("{A}[2025-08-12 06:5")).is_ok());
+        assert!(check("[2025").is_ok());
+        assert!(matches!(check("secret-token-without-newline"), Err(LastLine::Foreign(_))));
+        assert!(
+            matches!(check(&format!("{A}{}", "[".repeat(5_000))), Err(LastLine::Foreign(r)) if r.contains("5000 bytes"))
+        );
+        assert!(matches!(check(&format!("{A}[2025-08-12 \u{e9}")), Err(LastLine::Foreign(_))));
     }
 
     #[test]

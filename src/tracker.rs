@@ -85,9 +85,15 @@ impl<T> Tracker<T> {
         }
     }
 
-    /// Ends the probe with `sequence` early, for an ICMP error that quotes it.
-    pub fn fail(&mut self, sequence: u16) -> Option<T> {
-        let index = self.in_flight.iter().position(|p| p.counter as u16 == sequence)?;
+    /// The data of probe `counter` while it is in flight.
+    pub fn get(&self, counter: u64) -> Option<&T> {
+        self.in_flight.iter().find(|p| p.counter == counter).map(|p| &p.tag)
+    }
+
+    /// Ends the probe with `sequence` early, for an ICMP error that quotes it, if `quotes`
+    /// agrees that the error is about that probe.
+    pub fn fail(&mut self, sequence: u16, quotes: impl Fn(&T) -> bool) -> Option<T> {
+        let index = self.in_flight.iter().position(|p| p.counter as u16 == sequence && quotes(&p.tag))?;
         self.in_flight.remove(index).map(|probe| probe.tag)
     }
 
@@ -207,8 +213,11 @@ mod tests {
         let t0 = Instant::now();
         let mut tracker = Tracker::new(TIMEOUT);
         let a = send(&mut tracker, t0, "a");
-        assert_eq!(tracker.fail(a.sequence.wrapping_add(1)), None);
-        assert_eq!(tracker.fail(a.sequence), Some("a"));
+        assert_eq!(tracker.get(a.counter), Some(&"a"));
+        assert_eq!(tracker.fail(a.sequence.wrapping_add(1), |_| true), None);
+        assert_eq!(tracker.fail(a.sequence, |tag| *tag == "b"), None, "an error about another probe");
+        assert_eq!(tracker.fail(a.sequence, |tag| *tag == "a"), Some("a"));
+        assert_eq!(tracker.get(a.counter), None);
         assert_eq!(tracker.reply(a.sequence, a.counter, t0 + ms(1)), Verdict::Late);
     }
 }

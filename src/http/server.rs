@@ -4,10 +4,11 @@
 use std::fmt;
 use std::io::{self, Read};
 use std::net::{SocketAddr, TcpListener};
+use std::panic::{self, AssertUnwindSafe};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::thread;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use log::{debug, error, warn};
 use tiny_http::{Header, Response, StatusCode};
@@ -105,7 +106,12 @@ fn work(pool: &Arc<Pool>) {
                 {
                     warn!("start another HTTP worker: {err}");
                 }
-                handle(request, pool);
+                // A panic answering one request must not cost the pool a worker.
+                if panic::catch_unwind(AssertUnwindSafe(|| handle(request, pool))).is_err() {
+                    error!(
+                        "an HTTP worker panicked answering a request; the client's connection was dropped"
+                    );
+                }
             }
             Ok(None) => {
                 let retired = pool.workers.fetch_update(Ordering::AcqRel, Ordering::Acquire, |workers| {
@@ -115,12 +121,8 @@ fn work(pool: &Arc<Pool>) {
                     return;
                 }
             }
-            Err(err) => {
-                // tiny_http stops accepting after a listener error; exit so that systemd
-                // (Restart=on-failure) starts a daemon that listens again.
-                error!("HTTP listener failed: {err}; exiting");
-                std::process::exit(1);
-            }
+            // The patched tiny_http retries failed accepts itself; nothing else arrives here.
+            Err(err) => error!("HTTP server: {err}"),
         }
     }
 }
@@ -129,11 +131,15 @@ fn header(name: &str, value: &str) -> Header {
     Header::from_bytes(name.as_bytes(), value.as_bytes()).expect("header names and values are ASCII literals")
 }
 
-fn text(status: u16, body: String) -> Response<io::Cursor<Vec<u8>>> {
-    Response::from_string(body)
-        .with_status_code(StatusCode(status))
+/// Every answer is plain text about a moment that has passed: never cached.
+fn plain<R: Read>(response: Response<R>) -> Response<R> {
+    response
         .with_header(header("Content-Type", "text/plain; charset=utf-8"))
         .with_header(header("Cache-Control", "no-store"))
+}
+
+fn text(status: u16, body: String) -> Response<io::Cursor<Vec<u8>>> {
+    plain(Response::from_string(body).with_status_code(StatusCode(status)))
 }
 
 fn respond<R: Read>(request: tiny_http::Request, response: Response<R>) {
@@ -184,23 +190,89 @@ fn serve_results(request: tiny_http::Request, pool: &Pool, tail: Option<u64>, he
     let Some(excerpt) = excerpt else {
         return respond(request, text(200, String::new()));
     };
-    let response = Response::new(
-        StatusCode(200),
-        vec![header("Content-Type", "text/plain; charset=utf-8"), header("Cache-Control", "no-store")],
-        excerpt.file.take(excerpt.len),
-        Some(excerpt.len as usize),
-        None,
-    );
+    let body = Deadline::new(excerpt.file.take(excerpt.len), download_time(excerpt.len));
+    let response = plain(Response::new(StatusCode(200), Vec::new(), body, Some(excerpt.len as usize), None));
     if head || excerpt.len == 0 {
         return respond(request, response);
     }
-    if pool.downloads.fetch_add(1, Ordering::AcqRel) >= MAX_DOWNLOADS {
-        pool.downloads.fetch_sub(1, Ordering::AcqRel);
+    let Some(_slot) = Slot::take(&pool.downloads, MAX_DOWNLOADS) else {
         warn!("{MAX_DOWNLOADS} downloads of the results file already running; answering 503");
         let busy = text(503, "too many downloads in progress; retry shortly\n".into())
             .with_header(header("Retry-After", "1"));
         return respond(request, busy);
-    }
+    };
     respond(request, response);
-    pool.downloads.fetch_sub(1, Ordering::AcqRel);
+}
+
+/// One of a limited number of places, given back when dropped (also by a panic).
+struct Slot<'a>(&'a AtomicUsize);
+
+impl<'a> Slot<'a> {
+    fn take(taken: &'a AtomicUsize, limit: usize) -> Option<Slot<'a>> {
+        taken.fetch_update(Ordering::AcqRel, Ordering::Acquire, |n| (n < limit).then_some(n + 1)).ok()?;
+        Some(Slot(taken))
+    }
+}
+
+impl Drop for Slot<'_> {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Ordering::AcqRel);
+    }
+}
+
+/// The slowest a download may go before it is cut off, so a client reading a byte now and
+/// then cannot hold a download slot for hours (each write alone is bounded by 30 s).
+const MIN_DOWNLOAD_RATE: u64 = 64 * 1024;
+
+/// How long a download of `len` bytes may take: 30 s, plus `len` at the minimum rate.
+fn download_time(len: u64) -> Duration {
+    Duration::from_secs(30 + len / MIN_DOWNLOAD_RATE)
+}
+
+/// A reader that fails once its deadline has passed, ending the response.
+struct Deadline<R> {
+    inner: R,
+    deadline: Instant,
+}
+
+impl<R> Deadline<R> {
+    fn new(inner: R, allowed: Duration) -> Self {
+        Deadline { inner, deadline: Instant::now() + allowed }
+    }
+}
+
+impl<R: Read> Read for Deadline<R> {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        if Instant::now() > self.deadline {
+            return Err(io::Error::new(io::ErrorKind::TimedOut, "download took longer than its size allows"));
+        }
+        self.inner.read(buf)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn slots_run_out_at_the_limit_and_come_back_when_dropped() {
+        let taken = AtomicUsize::new(0);
+        let first = Slot::take(&taken, 2);
+        let second = Slot::take(&taken, 2);
+        assert!(first.is_some() && second.is_some());
+        assert!(Slot::take(&taken, 2).is_none());
+        drop(first);
+        assert!(Slot::take(&taken, 2).is_some());
+        assert_eq!(taken.load(Ordering::Acquire), 1);
+    }
+
+    #[test]
+    fn a_download_past_its_deadline_fails() {
+        let mut late = Deadline::new(io::Cursor::new(vec![1u8; 10]), Duration::ZERO);
+        std::thread::sleep(Duration::from_millis(2));
+        assert_eq!(late.read(&mut [0; 4]).unwrap_err().kind(), io::ErrorKind::TimedOut);
+        let mut timely = Deadline::new(io::Cursor::new(vec![1u8; 10]), Duration::from_secs(60));
+        assert_eq!(timely.read(&mut [0; 4]).unwrap(), 4);
+        assert_eq!(download_time(20_000_000), Duration::from_secs(30 + 305));
+    }
 }

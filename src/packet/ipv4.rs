@@ -15,6 +15,8 @@ pub struct Header {
     pub protocol: u8,
     /// Header length in bytes (IHL × 4).
     pub length: usize,
+    /// Header and payload as the header states; checked against the bytes received unless quoted.
+    pub total_length: usize,
 }
 
 /// Parses the header at the start of `data`. `quoted` marks the copy inside an ICMP error,
@@ -40,6 +42,7 @@ pub fn parse(data: &[u8], quoted: bool) -> Result<Header, PacketError> {
         destination: Ipv4Addr::new(data[16], data[17], data[18], data[19]),
         protocol: data[9],
         length,
+        total_length: total,
     })
 }
 
@@ -70,7 +73,10 @@ pub(crate) mod tests {
         for options in [0, 4, 40] {
             let packet = wrap(A, B, options, b"payload!");
             let header = parse(&packet, false).unwrap();
-            assert_eq!(header, Header { source: A, destination: B, protocol: 1, length: 20 + options });
+            let length = 20 + options;
+            let expected =
+                Header { source: A, destination: B, protocol: 1, length, total_length: length + 8 };
+            assert_eq!(header, expected);
         }
     }
 

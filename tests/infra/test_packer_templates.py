@@ -145,8 +145,8 @@ def test_every_variable_is_typed_and_described(variables):
         assert unwrap(body.get("description", "")).strip(), f"{name} has a description"
 
 
-def test_envrc_example_holds_no_secret(repo):
-    for path in (repo / "packer" / ".envrc.example", repo / "terraform" / ".envrc.example"):
+def test_example_envrc_holds_no_secret(repo):
+    for path in (repo / "packer" / ".envrc", repo / "terraform" / ".envrc"):
         text = path.read_text()
         for word in ("AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN", "PRIVATE KEY", "aws_secret"):
             assert word not in text, f"{path} mentions {word}"

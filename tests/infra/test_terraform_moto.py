@@ -7,6 +7,7 @@ folder is left in the repository, and moto is stopped whatever happens.
 """
 
 import ipaddress
+import os
 import json
 import re
 import shutil
@@ -27,6 +28,7 @@ REGION = "us-east-1"
 PUBKEY = "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIKiscU7P7Cc5zv0RNXOdSmZuuaonPpv+wqItahXd3MEr latency-test"
 ALLOWED = ["198.51.100.7/32", "203.0.113.0/24"]
 SSH = ["198.51.100.7/32"]
+TF_TIMEOUT = 300  # seconds for one terraform command (apply takes ~25 s)
 
 
 def free_port() -> int:
@@ -55,6 +57,8 @@ def moto():
                     pytest.fail(f"moto_server did not start on {url}: {log.read().decode()[-2000:]}")
                 time.sleep(0.2)
         print(f"moto_server pid {proc.pid} on {url}")
+        if os.environ.get("LATENCY_INFRA_WORK"):  # lets tests/infra/run kill it if we die
+            pathlib.Path(os.environ["LATENCY_INFRA_WORK"], "moto.pid").write_text(str(proc.pid))
         yield url
     finally:
         proc.terminate()
@@ -86,7 +90,10 @@ def workdir(repo):
 def run_tf(workdir, env, *args, check=True):
     cmd = ["terraform", *args]
     t0 = time.monotonic()
-    p = subprocess.run(cmd, cwd=workdir, env=env, capture_output=True, text=True)
+    try:
+        p = subprocess.run(cmd, cwd=workdir, env=env, capture_output=True, text=True, timeout=TF_TIMEOUT)
+    except subprocess.TimeoutExpired as e:
+        pytest.fail(f"{' '.join(cmd)} still running after {TF_TIMEOUT} s:\n{(e.stdout or b'')[-4000:]!r}")
     print(f"$ {' '.join(cmd)}  ({time.monotonic() - t0:.1f} s, exit {p.returncode})")
     if check and p.returncode != 0:
         pytest.fail(f"{' '.join(cmd)} failed:\n{p.stdout[-4000:]}\n{p.stderr[-4000:]}")
@@ -108,6 +115,9 @@ def applied(moto, ec2, workdir):
         "TF_VAR_ami_id_first_server": amis[0],
         # moto has no Canonical images: pin the second server's AMI.
         "TF_VAR_ami_id_second_server": amis[1],
+        # moto answers MonitorInstances with "pending" forever, and the provider
+        # would wait for "enabled": the emulator run keeps basic monitoring.
+        "TF_VAR_detailed_monitoring": "false",
         "TF_VAR_allowed_cidrs": json.dumps(ALLOWED),
         "TF_VAR_ssh_cidrs": json.dumps(SSH),
         "TF_VAR_ssh_public_key": PUBKEY,
@@ -149,6 +159,14 @@ def instances_by_name(ec2):
     return out
 
 
+def instance_groups(instance):
+    """Security groups of an instance, as its network interfaces carry them."""
+    ids = {g["GroupId"] for g in instance.get("SecurityGroups", [])}
+    for eni in instance.get("NetworkInterfaces", []):
+        ids.update(g["GroupId"] for g in eni.get("Groups", []))
+    return sorted(ids)
+
+
 def groups_by_name(ec2):
     return {{t["Key"]: t["Value"] for t in g.get("Tags", [])}.get("Name"): g
             for g in ec2.describe_security_groups()["SecurityGroups"]}
@@ -159,8 +177,8 @@ def test_both_instances_exist_with_their_own_group(applied, ec2):
     assert {"latency-first-server", "latency-second-server"} <= set(inst), sorted(inst)
     groups = groups_by_name(ec2)
     first, second = inst["latency-first-server"], inst["latency-second-server"]
-    assert [g["GroupId"] for g in first["SecurityGroups"]] == [groups["latency-first-server"]["GroupId"]]
-    assert [g["GroupId"] for g in second["SecurityGroups"]] == [groups["latency-second-server"]["GroupId"]]
+    assert instance_groups(first) == [groups["latency-first-server"]["GroupId"]]
+    assert instance_groups(second) == [groups["latency-second-server"]["GroupId"]]
     assert first["ImageId"] == applied["amis"][0] and second["ImageId"] == applied["amis"][1]
     assert first["KeyName"] == second["KeyName"] == "latency-key"
     for i in (first, second):

@@ -145,3 +145,36 @@ def test_malformed_requests_get_400_and_change_nothing(net, start):
     assert daemon.results.read_bytes() == before
     status, _, body = net.request("GET", "/latency")
     assert status == 200 and daemon.alive()
+
+
+def test_huge_or_endless_request_bodies_change_nothing(net, start):
+    daemon = start(*SLOW).ready()
+    daemon.wait_lines(1)
+    for length in ("1099511627776", "18446744073709551615", "70000"):
+        conn = net.connect()
+        conn.sock.sendall(f"GET /latency-results?tail=1 HTTP/1.1\r\nHost: t\r\nContent-Length: {length}\r\n\r\n".encode())
+        conn.sock.settimeout(5)
+        assert conn.sock.recv(4096).startswith(b"HTTP/1.1 200"), length
+        conn.close()
+    assert daemon.alive()
+    status, _, body = net.request("GET", "/latency")
+    assert status == 200 and re.match(LINE, body.strip())
+
+
+def test_a_pipelining_client_that_never_reads_holds_one_worker(net, start, tmp_path):
+    results = tmp_path / "state" / "results.txt"
+    results.parent.mkdir()
+    year_of_lines(results)
+    start("--target", TARGET_IP, "--interval", "60s", "--timeout", "1s", "--results", str(results)).ready()
+    greedy = net.connect()
+    greedy.sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+    greedy.sock.sendall(b"GET /latency-results HTTP/1.1\r\nHost: t\r\n\r\n" * 300)
+    time.sleep(0.5)
+    began = time.monotonic()
+    for _ in range(10):
+        status, _, body = net.request("GET", "/latency")
+        assert status == 200 and re.match(LINE, body.strip()), body
+        status, _, body = net.request("GET", "/latency-results?tail=1")
+        assert status == 200, body
+    assert time.monotonic() - began < 3.0
+    greedy.close()

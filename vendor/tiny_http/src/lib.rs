@@ -328,16 +328,15 @@ impl Server {
                         let mut client = Some(client);
                         tasks_pool.spawn(Box::new(move || {
                             if let Some(client) = client.take() {
-                                // Synchronization is needed for HTTPS requests to avoid a deadlock
-                                if client.secure() {
-                                    let (sender, receiver) = mpsc::channel();
-                                    for rq in client {
-                                        messages.push(rq.with_notify_sender(sender.clone()).into());
-                                        receiver.recv().unwrap();
-                                    }
-                                } else {
-                                    for rq in client {
-                                        messages.push(rq.into());
+                                // latency patch: upstream synchronised only HTTPS. A client
+                                // pipelining requests without reading could then tie up one
+                                // worker per request; now a connection has one request in
+                                // flight, and the next is read once it is answered.
+                                let (sender, receiver) = mpsc::channel();
+                                for rq in client {
+                                    messages.push(rq.with_notify_sender(sender.clone()).into());
+                                    if receiver.recv().is_err() {
+                                        break;
                                     }
                                 }
                             }
@@ -345,9 +344,10 @@ impl Server {
                     }
 
                     Err(e) => {
-                        log::error!("Error accepting new client: {}", e);
-                        inside_messages.push(e.into());
-                        break;
+                        // latency patch: upstream stopped accepting for good after any
+                        // error, including running out of file descriptors for a moment.
+                        log::error!("accept an HTTP connection: {}; retrying in 100 ms", e);
+                        thread::sleep(std::time::Duration::from_millis(100));
                     }
                 }
             }
