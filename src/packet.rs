@@ -150,7 +150,7 @@ mod tests {
             let mut bytes: Vec<u8> = (0..len).map(|_| xorshift(&mut state) as u8).collect();
             if let Some(first) = bytes.first_mut() {
                 // Half the packets claim IPv4 with a plausible header length.
-                *first = if xorshift(&mut state) % 2 == 0 { 0x45 + (*first % 11) } else { *first };
+                *first = if xorshift(&mut state).is_multiple_of(2) { 0x45 + (*first % 11) } else { *first };
             }
             for framing in [Framing::WithIpHeader, Framing::IcmpOnly] {
                 let _ = parse(&bytes, framing);
