@@ -13,6 +13,8 @@ use std::time::Duration;
 pub const MIN_INTERVAL: Duration = Duration::from_millis(100);
 /// The shortest timeout accepted: no reply arrives in less.
 pub const MIN_TIMEOUT: Duration = Duration::from_millis(1);
+/// The timeout when none is given, unless half the interval is shorter.
+pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(2);
 
 /// Everything the daemon needs to start.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -64,7 +66,8 @@ Options (each also read from the environment variable shown; the flag wins):
   --target HOST        LATENCY_TARGET    IPv4 address or host name to probe (default: none,
                                          the daemon idles and /latency answers 503)
   --interval DUR       LATENCY_INTERVAL  time between scheduled probes (default: 60s)
-  --timeout DUR        LATENCY_TIMEOUT   how long to wait for a reply (default: 2s)
+  --timeout DUR        LATENCY_TIMEOUT   how long to wait for a reply (default: 2s, or half
+                                         the interval if that is shorter)
   --listen ADDR:PORT   LATENCY_LISTEN    HTTP listen address (default: 0.0.0.0:5000)
   --results PATH       LATENCY_RESULTS   results file (default: $STATE_DIRECTORY/results.txt,
                                          else /var/lib/latency/results.txt)
@@ -151,20 +154,20 @@ where
         .map(|g| parse_duration(&g, MIN_INTERVAL))
         .transpose()?
         .unwrap_or(Duration::from_secs(60));
-    let timeout_given = given(&TIMEOUT);
-    let timeout = timeout_given
-        .as_ref()
-        .map(|g| parse_duration(g, MIN_TIMEOUT))
-        .transpose()?
-        .unwrap_or(Duration::from_secs(2));
-    if timeout >= interval {
-        let source =
-            timeout_given.unwrap_or(Given { source: TIMEOUT.flag.into(), value: duration::format(timeout) });
-        return Err(source.error(format!(
-            "must be shorter than the interval ({}), so that a probe ends before the next starts",
-            duration::format(interval)
-        )));
-    }
+    let timeout = match given(&TIMEOUT) {
+        Some(given) => {
+            let timeout = parse_duration(&given, MIN_TIMEOUT)?;
+            if timeout >= interval {
+                return Err(given.error(format!(
+                    "must be shorter than the interval ({}), so that a probe ends before the next starts",
+                    duration::format(interval)
+                )));
+            }
+            timeout
+        }
+        // `--interval 1s` alone must work: the default gives way to a short interval.
+        None => DEFAULT_TIMEOUT.min(interval / 2),
+    };
     let listen = match given(&LISTEN) {
         Some(g) => g.value.parse().map_err(|_| {
             g.error("expected ADDRESS:PORT with an IP address, like 0.0.0.0:5000 or 127.0.0.1:8080")
@@ -267,6 +270,15 @@ mod tests {
     }
 
     #[test]
+    fn the_default_timeout_gives_way_to_a_short_interval() {
+        let cases = [("60s", 2_000), ("4s", 2_000), ("1s", 500), ("100ms", 50)];
+        for (interval, timeout) in cases {
+            let config = run(&["--interval", interval], &[]).unwrap();
+            assert_eq!(config.timeout, Duration::from_millis(timeout), "{interval}");
+        }
+    }
+
+    #[test]
     fn state_directory_sets_the_default_results_path() {
         let config = run(&[], &[("STATE_DIRECTORY", "/var/lib/latency:/var/lib/other")]).unwrap();
         assert_eq!(config.results, PathBuf::from("/var/lib/latency/results.txt"));
@@ -307,7 +319,6 @@ mod tests {
                 &[],
                 "--timeout 5s: must be shorter than the interval (5s)",
             ),
-            (&["--interval", "1s"], &[], "--timeout 2s: must be shorter than the interval (1s)"),
             (&["--results", "/var/lib/"], &[], "--results /var/lib/: expected a file path"),
             (&["--bogus"], &[], "--bogus: unknown option"),
             (&["--target"], &[], "--target: needs a value"),
