@@ -48,6 +48,27 @@ pub struct Arrival {
     pub at: Instant,
 }
 
+/// An ICMP error about one of our requests, read from the socket's error queue. Datagram
+/// sockets learn of errors only this way (`IP_RECVERR`); raw sockets receive them as packets.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct QueuedError {
+    /// Length of the returned request in the caller's buffer, from its ICMP header on.
+    pub len: usize,
+    pub icmp_type: u8,
+    pub code: u8,
+    /// Where the request was sent.
+    pub destination: Ipv4Addr,
+    /// Who sent the error: the target, or a router on the way.
+    pub reporter: Ipv4Addr,
+}
+
+/// What one `recv` produced.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Received {
+    Packet(Arrival),
+    QueuedError(QueuedError),
+}
+
 /// Interrupts a `recv` in progress from another thread.
 pub trait Wake: Send + Sync {
     fn wake(&self);
@@ -57,9 +78,9 @@ pub trait IcmpSocket: Send {
     fn kind(&self) -> SocketKind;
     /// Sends `packet` to `target`; returns the monotonic time taken just before the send.
     fn send_to(&mut self, packet: &[u8], target: Ipv4Addr) -> Result<Instant, NetError>;
-    /// Waits at most `timeout` for a packet. `Ok(None)` means the time ran out or a `Wake`
-    /// interrupted the wait.
-    fn recv(&mut self, buf: &mut [u8], timeout: Duration) -> Result<Option<Arrival>, NetError>;
+    /// Waits at most `timeout` for a packet or a queued error. `Ok(None)` means the time ran
+    /// out or a `Wake` interrupted the wait.
+    fn recv(&mut self, buf: &mut [u8], timeout: Duration) -> Result<Option<Received>, NetError>;
     fn waker(&self) -> Arc<dyn Wake>;
 }
 

@@ -14,8 +14,8 @@ use log::{debug, info, warn};
 use crate::clock;
 use crate::config::duration;
 use crate::line::{Line, Outcome};
-use crate::net::{Arrival, IcmpSocket, SocketKind, Wake};
-use crate::packet::icmp::{Echo, Message};
+use crate::net::{Arrival, IcmpSocket, QueuedError, Received, SocketKind, Wake};
+use crate::packet::icmp::{self, Echo, ErrorKind, Message, Quoted};
 use crate::packet::{self, Token};
 use crate::schedule::Schedule;
 use crate::store::Store;
@@ -204,8 +204,12 @@ impl<S: IcmpSocket> Prober<S> {
     /// Waits up to `wait` for one packet and handles it; true if there was one.
     fn receive_one(&mut self, buf: &mut [u8], wait: Duration) -> bool {
         match self.socket.recv(buf, wait) {
-            Ok(Some(arrival)) => {
+            Ok(Some(Received::Packet(arrival))) => {
                 self.receive(&buf[..arrival.len], arrival);
+                true
+            }
+            Ok(Some(Received::QueuedError(error))) => {
+                self.receive_queued_error(&buf[..error.len], error);
                 true
             }
             Ok(None) => false,
@@ -295,16 +299,26 @@ impl<S: IcmpSocket> Prober<S> {
             Ok(Message::Error { kind, quoted, checksum_valid })
                 if checksum_valid && ours(quoted.identifier) =>
             {
-                let about_probe = |pending: &Pending| pending.target == quoted.destination;
-                if let Some(pending) = self.tracker.fail(quoted.sequence, about_probe) {
-                    warn!(
-                        "probe {} to {}: {kind} (reported by {source})",
-                        quoted.sequence, quoted.destination
-                    );
-                    self.finish(pending, Outcome::Timeout);
-                }
+                self.fail(kind, quoted, source)
             }
             Ok(_) => {}
+        }
+    }
+
+    /// The kernel delivered only errors about this socket's own requests to its queue.
+    fn receive_queued_error(&mut self, request: &[u8], error: QueuedError) {
+        match icmp::queued_error(error.icmp_type, error.code, request, error.destination) {
+            Some((kind, quoted)) => self.fail(kind, quoted, error.reporter),
+            None => debug!("ignored a queued ICMP error of type {} from {}", error.icmp_type, error.reporter),
+        }
+    }
+
+    /// Ends the probe an ICMP error is about, if it is still waiting.
+    fn fail(&mut self, kind: ErrorKind, quoted: Quoted, reporter: Ipv4Addr) {
+        let about_probe = |pending: &Pending| pending.target == quoted.destination;
+        if let Some(pending) = self.tracker.fail(quoted.sequence, about_probe) {
+            warn!("probe {} to {}: {kind} (reported by {reporter})", quoted.sequence, quoted.destination);
+            self.finish(pending, Outcome::Timeout);
         }
     }
 

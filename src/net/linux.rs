@@ -16,7 +16,7 @@ use nix::sys::socket::{
 };
 use nix::sys::time::TimeSpec;
 
-use super::{Arrival, IcmpSocket, NetError, SocketKind, Wake, arrival_time};
+use super::{Arrival, IcmpSocket, NetError, QueuedError, Received, SocketKind, Wake, arrival_time};
 use crate::packet::icmp;
 
 /// `<linux/icmp.h>`: a raw-socket option holding a bitmask of ICMP types to drop.
@@ -55,8 +55,11 @@ impl LinuxSocket {
             }
             Err(errno) => return Err(NetError::Setup { operation: "socket(AF_INET, SOCK_RAW)", errno }),
         };
-        if kind == SocketKind::Raw {
-            install_icmp_filter(&fd)?;
+        match kind {
+            SocketKind::Raw => install_icmp_filter(&fd)?,
+            // Ping sockets hear of ICMP errors only through their error queue.
+            SocketKind::Datagram => setsockopt(&fd, sockopt::Ipv4RecvErr, &true)
+                .map_err(|errno| NetError::Setup { operation: "setsockopt IP_RECVERR", errno })?,
         }
         setsockopt(&fd, sockopt::ReceiveTimestampns, &true)
             .map_err(|errno| NetError::Setup { operation: "setsockopt SO_TIMESTAMPNS", errno })?;
@@ -65,7 +68,64 @@ impl LinuxSocket {
         Ok(LinuxSocket { fd, kind, wake: Arc::new(EventWake(wake)) })
     }
 
-    fn try_recv(&self, buf: &mut [u8]) -> Result<Option<Arrival>, NetError> {
+    fn try_recv(&self, buf: &mut [u8]) -> Result<Option<Received>, NetError> {
+        if let Some(error) = self.try_recv_queued_error(buf)? {
+            return Ok(Some(Received::QueuedError(error)));
+        }
+        match self.try_recv_packet(buf) {
+            Ok(arrival) => Ok(arrival.map(Received::Packet)),
+            // With IP_RECVERR, an error queued since the queue was read also fails this
+            // recvmsg with its errno; the details wait in the queue.
+            Err(err) => {
+                self.try_recv_queued_error(buf)?.map(|error| Some(Received::QueuedError(error))).ok_or(err)
+            }
+        }
+    }
+
+    /// The next ICMP error in the error queue. Raw sockets receive errors as packets instead.
+    fn try_recv_queued_error(&self, buf: &mut [u8]) -> Result<Option<QueuedError>, NetError> {
+        if self.kind != SocketKind::Datagram {
+            return Ok(None);
+        }
+        loop {
+            let mut iov = [IoSliceMut::new(buf)];
+            let mut control = nix::cmsg_space!(TimeSpec, libc::sock_extended_err, libc::sockaddr_in);
+            let message = match recvmsg::<SockaddrIn>(
+                self.fd.as_raw_fd(),
+                &mut iov,
+                Some(&mut control),
+                MsgFlags::MSG_ERRQUEUE | MsgFlags::MSG_DONTWAIT,
+            ) {
+                Ok(message) => message,
+                Err(Errno::EAGAIN | Errno::EINTR) => return Ok(None),
+                Err(errno) => return Err(NetError::Recv(errno)),
+            };
+            let icmp = message.cmsgs().ok().and_then(|mut cmsgs| {
+                cmsgs.find_map(|cmsg| match cmsg {
+                    ControlMessageOwned::Ipv4RecvErr(error, offender)
+                        if error.ee_origin == libc::SO_EE_ORIGIN_ICMP =>
+                    {
+                        Some((error, offender))
+                    }
+                    _ => None,
+                })
+            });
+            // Errors raised on this host were already returned by the send that caused them.
+            let Some((error, offender)) = icmp else { continue };
+            let destination = message.address.map_or(Ipv4Addr::UNSPECIFIED, |a| *SocketAddrV4::from(a).ip());
+            let reporter =
+                offender.map_or(Ipv4Addr::UNSPECIFIED, |a| Ipv4Addr::from(u32::from_be(a.sin_addr.s_addr)));
+            return Ok(Some(QueuedError {
+                len: message.bytes.min(buf.len()),
+                icmp_type: error.ee_type,
+                code: error.ee_code,
+                destination,
+                reporter,
+            }));
+        }
+    }
+
+    fn try_recv_packet(&self, buf: &mut [u8]) -> Result<Option<Arrival>, NetError> {
         let mut iov = [IoSliceMut::new(buf)];
         let mut control = nix::cmsg_space!(TimeSpec);
         let message = match recvmsg::<SockaddrIn>(
@@ -131,9 +191,9 @@ impl IcmpSocket for LinuxSocket {
         }
     }
 
-    fn recv(&mut self, buf: &mut [u8], timeout: Duration) -> Result<Option<Arrival>, NetError> {
-        if let Some(arrival) = self.try_recv(buf)? {
-            return Ok(Some(arrival));
+    fn recv(&mut self, buf: &mut [u8], timeout: Duration) -> Result<Option<Received>, NetError> {
+        if let Some(received) = self.try_recv(buf)? {
+            return Ok(Some(received));
         }
         let mut fds = [
             PollFd::new(self.fd.as_fd(), PollFlags::POLLIN),

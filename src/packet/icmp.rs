@@ -42,6 +42,19 @@ pub enum ErrorKind {
     ParameterProblem,
 }
 
+impl ErrorKind {
+    /// The error an ICMP type and code report; `None` for types that are not errors about a
+    /// packet we sent.
+    pub fn from_type(kind: u8, code: u8) -> Option<ErrorKind> {
+        match kind {
+            DESTINATION_UNREACHABLE => Some(ErrorKind::Unreachable(code)),
+            TIME_EXCEEDED => Some(ErrorKind::TimeExceeded),
+            PARAMETER_PROBLEM => Some(ErrorKind::ParameterProblem),
+            _ => None,
+        }
+    }
+}
+
 impl fmt::Display for ErrorKind {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let text = match self {
@@ -92,29 +105,44 @@ pub fn parse(data: &[u8]) -> Result<Message<'_>, PacketError> {
     }
     let checksum_valid = checksum::is_valid(data);
     let (kind, code) = (data[0], data[1]);
-    let word = |at: usize| u16::from_be_bytes([data[at], data[at + 1]]);
-    let error_kind = match kind {
-        ECHO_REPLY => {
-            let echo = Echo { identifier: word(4), sequence: word(6), payload: &data[HEADER_LEN..] };
-            return Ok(Message::EchoReply { echo, checksum_valid });
-        }
-        DESTINATION_UNREACHABLE => ErrorKind::Unreachable(code),
-        TIME_EXCEEDED => ErrorKind::TimeExceeded,
-        PARAMETER_PROBLEM => ErrorKind::ParameterProblem,
-        _ => return Ok(Message::Other { kind }),
+    if kind == ECHO_REPLY {
+        let word = |at: usize| u16::from_be_bytes([data[at], data[at + 1]]);
+        let echo = Echo { identifier: word(4), sequence: word(6), payload: &data[HEADER_LEN..] };
+        return Ok(Message::EchoReply { echo, checksum_valid });
+    }
+    let Some(error_kind) = ErrorKind::from_type(kind, code) else {
+        return Ok(Message::Other { kind });
     };
     let original = &data[HEADER_LEN..];
     let header = ipv4::parse(original, true)?;
-    let icmp = &original[header.length..];
-    if header.protocol != ipv4::PROTOCOL_ICMP || icmp.len() < HEADER_LEN || icmp[0] != ECHO_REQUEST {
+    if header.protocol != ipv4::PROTOCOL_ICMP {
         return Ok(Message::Other { kind });
     }
-    let quoted = Quoted {
-        destination: header.destination,
-        identifier: u16::from_be_bytes([icmp[4], icmp[5]]),
-        sequence: u16::from_be_bytes([icmp[6], icmp[7]]),
-    };
-    Ok(Message::Error { kind: error_kind, quoted, checksum_valid })
+    Ok(match quote(&original[header.length..], header.destination) {
+        Some(quoted) => Message::Error { kind: error_kind, quoted, checksum_valid },
+        None => Message::Other { kind },
+    })
+}
+
+/// An ICMP error that the kernel queued on a datagram socket (`IP_RECVERR`), given its type
+/// and code, the request as the kernel hands it back (from its ICMP header on) and where that
+/// request went. The kernel checked the error's checksum before queueing it.
+pub fn queued_error(
+    kind: u8,
+    code: u8,
+    request: &[u8],
+    destination: Ipv4Addr,
+) -> Option<(ErrorKind, Quoted)> {
+    Some((ErrorKind::from_type(kind, code)?, quote(request, destination)?))
+}
+
+/// What an error tells of the echo request it quotes; `None` if it quotes something else.
+fn quote(icmp: &[u8], destination: Ipv4Addr) -> Option<Quoted> {
+    if icmp.len() < HEADER_LEN || icmp[0] != ECHO_REQUEST {
+        return None;
+    }
+    let word = |at: usize| u16::from_be_bytes([icmp[at], icmp[at + 1]]);
+    Some(Quoted { destination, identifier: word(4), sequence: word(6) })
 }
 
 #[cfg(test)]
@@ -185,6 +213,19 @@ pub(crate) mod tests {
         let mut error = vec![TIME_EXCEEDED, 0, 0, 0, 0, 0, 0, 0];
         error.extend_from_slice(&udp);
         assert_eq!(parse(&error), Ok(Message::Other { kind: TIME_EXCEEDED }));
+    }
+
+    #[test]
+    fn queued_errors_name_the_request_they_return() {
+        let quoted = Quoted { destination: TARGET, identifier: 7, sequence: 9 };
+        let returned = request(7, 9, b"token");
+        assert_eq!(
+            queued_error(TIME_EXCEEDED, 0, &returned, TARGET),
+            Some((ErrorKind::TimeExceeded, quoted))
+        );
+        assert_eq!(queued_error(ECHO_REPLY, 0, &returned, TARGET), None, "not an error type");
+        assert_eq!(queued_error(DESTINATION_UNREACHABLE, 1, &returned[..7], TARGET), None);
+        assert_eq!(queued_error(DESTINATION_UNREACHABLE, 1, &reply_to(&returned), TARGET), None);
     }
 
     #[test]

@@ -200,6 +200,21 @@ def test_datagram_socket_is_used_without_cap_net_raw(net, start, nobody_dir):
     assert rtt_ms(get_latency(net)) is not None
 
 
+def test_datagram_socket_reads_icmp_errors_from_its_error_queue(net, start, responder, nobody_dir):
+    # Ping sockets hear of ICMP errors only through IP_RECVERR: without it the probe would
+    # wait out its timeout and the log would not say why.
+    net.sysctl(net.daemon, "net.ipv4.ping_group_range=0 2147483647")
+    responder("--mode", "unreachable")
+    daemon = start("--target", TARGET_IP, "--interval", "1s", "--timeout", "900ms",
+                   results=nobody_dir / "results.txt", prefix=NOBODY).ready()
+    assert "datagram ICMP socket" in daemon.text()
+    began = time.monotonic()
+    assert get_latency(net).endswith("Latency: timeout")
+    assert time.monotonic() - began < 0.5, "the error ends the probe before its timeout"
+    daemon.wait_for(f"host unreachable (reported by {TARGET_IP})")
+    assert daemon.alive()
+
+
 def test_no_icmp_socket_at_all_names_the_capability_and_the_sysctl(net, start, nobody_dir):
     daemon = start(*FAST, results=nobody_dir / "results.txt", prefix=NOBODY)
     assert daemon.exit_code() == 1
