@@ -5,6 +5,7 @@ target (the kernel, or tests/responder.py) in the other.
 Addresses come from 198.51.100.0/24 (TEST-NET-2); both ends live in namespaces this module
 creates, so no packet leaves them.
 """
+import contextlib
 import ctypes
 import http.client
 import itertools
@@ -26,6 +27,8 @@ LINE = r"^\[\d{4}-\d\d-\d\d \d\d:\d\d:\d\d\] Latency: (\d+\.\d\d ms|timeout)$"
 _libc = ctypes.CDLL(None, use_errno=True)
 _CLONE_NEWNET = 0x40000000
 _counter = itertools.count()
+_PTRACE_DETACH, _PTRACE_SEIZE, _PTRACE_INTERRUPT = 17, 0x4206, 0x4207
+_WALL = 0x40000000
 
 
 def run(*args, check=True, **kwargs):
@@ -185,3 +188,22 @@ class Responder(Process):
         return [line for line in self.text().splitlines() if line.startswith("request ")]
 
 
+@contextlib.contextmanager
+def frozen_thread(pid: int, name: str):
+    """Holds one thread of process `pid`, found by name, stopped while the others run on.
+    SIGSTOP would stop the whole process; ptrace stops a single thread."""
+    tids = [int(task.name) for task in Path(f"/proc/{pid}/task").iterdir()
+            if (task / "comm").read_text().strip() == name]
+    assert len(tids) == 1, f"threads of {pid} named {name!r}: {tids}"
+    tid = tids[0]
+    ptrace = _libc.ptrace
+    ptrace.argtypes = [ctypes.c_long, ctypes.c_long, ctypes.c_void_p, ctypes.c_void_p]
+    ptrace.restype = ctypes.c_long
+    for request in (_PTRACE_SEIZE, _PTRACE_INTERRUPT):
+        if ptrace(request, tid, None, None) != 0:
+            raise OSError(ctypes.get_errno(), f"ptrace({request:#x}) on thread {tid} ({name})")
+    os.waitpid(tid, _WALL)
+    try:
+        yield tid
+    finally:
+        ptrace(_PTRACE_DETACH, tid, None, None)

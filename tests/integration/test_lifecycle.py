@@ -8,7 +8,7 @@ import time
 
 import pytest
 
-from lab import BINARY, DAEMON_IP, LINE, PORT, TARGET_IP, run
+from lab import BINARY, DAEMON_IP, LINE, PORT, TARGET_IP, frozen_thread, run
 
 FAST = ("--target", TARGET_IP, "--interval", "200ms", "--timeout", "100ms")
 
@@ -96,12 +96,35 @@ def test_a_taken_port_is_named(net, start, tmp_path):
     assert first.alive()
 
 
-def test_systemd_hears_ready_watchdog_and_status(net, start, tmp_path):
+@pytest.fixture
+def notify(tmp_path):
+    """A stand-in for systemd's notification socket, and the environment naming it with a
+    400 ms watchdog (a ping every 200 ms)."""
     path = tmp_path / "notify.sock"
     listener = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
     listener.bind(str(path))
     listener.settimeout(5)
-    daemon = start(*FAST, env={"NOTIFY_SOCKET": str(path), "WATCHDOG_USEC": "400000"})
+    yield listener, {"NOTIFY_SOCKET": str(path), "WATCHDOG_USEC": "400000"}
+    listener.close()
+
+
+def received(listener) -> list:
+    """The messages already queued on `listener`, without waiting for more."""
+    timeout = listener.gettimeout()
+    listener.settimeout(0)
+    messages = []
+    try:
+        while True:
+            messages.append(listener.recv(4096).decode())
+    except BlockingIOError:
+        return messages
+    finally:
+        listener.settimeout(timeout)
+
+
+def test_systemd_hears_ready_watchdog_and_status(net, start, notify):
+    listener, env = notify
+    daemon = start(*FAST, env=env)
     messages = []
     deadline = time.monotonic() + 3
     while time.monotonic() < deadline:
@@ -116,4 +139,23 @@ def test_systemd_hears_ready_watchdog_and_status(net, start, tmp_path):
     assert any(re.match(r"STATUS=last: \[.*\] Latency: \d+\.\d\d ms", m) for m in messages), messages
     daemon.stop()
     assert listener.recv(4096).decode() == "STOPPING=1"
-    listener.close()
+
+
+def test_the_watchdog_ping_is_withheld_while_the_prober_is_stalled(net, start, notify):
+    listener, env = notify
+    daemon = start(*FAST, env=env).ready()
+    while listener.recv(4096).decode() != "WATCHDOG=1":
+        pass
+    with frozen_thread(daemon.proc.pid, "prober"):
+        # A tick may still count loop turns made just before the freeze.
+        time.sleep(0.5)
+        received(listener)
+        status, _, body = net.request("GET", "/latency")
+        during = received(listener)
+    assert status == 503 and "stalled" in body, (status, body)
+    assert "WATCHDOG=1" not in during, during
+    assert "withholding the watchdog ping" in daemon.text()
+    listener.settimeout(2)
+    while listener.recv(4096).decode() != "WATCHDOG=1":
+        pass
+    assert daemon.alive()
