@@ -22,6 +22,9 @@ RESPONDER = ROOT / "tests" / "responder.py"
 DAEMON_IP = "198.51.100.1"
 TARGET_IP = "198.51.100.2"
 PORT = 5000
+# Runs a command as nobody with no capabilities at all.
+NOBODY = ("setpriv", "--reuid=65534", "--regid=65534", "--clear-groups", "--inh-caps=-all",
+          "--bounding-set=-all")
 LINE = r"^\[\d{4}-\d\d-\d\d \d\d:\d\d:\d\d\] Latency: (\d+\.\d\d ms|timeout)$"
 
 _libc = ctypes.CDLL(None, use_errno=True)

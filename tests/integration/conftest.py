@@ -1,6 +1,8 @@
 """Fixtures for integration tests, over the two-host lab in tests/lab.py."""
 import os
+import shutil
 import sys
+import tempfile
 from pathlib import Path
 
 import pytest
@@ -49,3 +51,12 @@ def responder(net, tmp_path, processes):
         processes.append(process)
         return process
     return start_responder
+
+
+@pytest.fixture
+def nobody_dir():
+    """A directory the unprivileged user may write, reachable from /."""
+    path = Path(tempfile.mkdtemp(prefix="latency-nobody-"))
+    path.chmod(0o777)
+    yield path
+    shutil.rmtree(path)

@@ -5,7 +5,7 @@ import socket
 import threading
 import time
 
-from lab import DAEMON_IP, LINE, PORT, TARGET_IP
+from lab import DAEMON_IP, LINE, NOBODY, PORT, TARGET_IP
 
 SLOW = ("--target", TARGET_IP, "--interval", "60s", "--timeout", "1s")
 
@@ -178,3 +178,20 @@ def test_a_pipelining_client_that_never_reads_holds_one_worker(net, start, tmp_p
         assert status == 200, body
     assert time.monotonic() - began < 3.0
     greedy.close()
+
+
+def test_more_connections_than_threads_wait_their_turn(net, start, nobody_dir):
+    # Each connection holds a thread. Where no more threads may start (here RLIMIT_NPROC;
+    # in production systemd's TasksMax), new connections must wait for a free thread, not
+    # take the HTTP server down.
+    limit = ("prlimit", "--nproc=40:40", "--")
+    net.sysctl(net.daemon, "net.ipv4.ping_group_range=0 2147483647")
+    daemon = start(*SLOW, results=nobody_dir / "results.txt", prefix=limit + NOBODY).ready()
+    silent = [net.connect() for _ in range(60)]
+    time.sleep(0.5)
+    assert "cannot start a thread" in daemon.text()
+    for conn in silent:
+        conn.close()
+    status, _, body = net.request("GET", "/latency")
+    assert status == 200 and re.match(LINE, body.strip()), body
+    assert daemon.alive()

@@ -1,15 +1,11 @@
 """Probing against a real kernel and against a misbehaving responder: what lands in the
 results file and what /latency answers, fault by fault."""
 import re
-import shutil
-import tempfile
 import threading
 import time
 from pathlib import Path
 
-import pytest
-
-from lab import LINE, TARGET_IP
+from lab import LINE, NOBODY, TARGET_IP
 
 FAST = ("--target", TARGET_IP, "--interval", "300ms", "--timeout", "200ms")
 
@@ -176,19 +172,6 @@ def test_a_concurrent_ping_neither_disturbs_nor_is_disturbed(net, start):
     lines = daemon.lines()
     assert len(lines) >= 12 and all(rtt_ms(line) is not None for line in lines), lines
     assert "ignored" not in daemon.text(), "ping's replies are not ours and pass silently"
-
-
-NOBODY = ("setpriv", "--reuid=65534", "--regid=65534", "--clear-groups", "--inh-caps=-all",
-          "--bounding-set=-all")
-
-
-@pytest.fixture
-def nobody_dir():
-    """A directory the unprivileged user may write, reachable from /."""
-    path = Path(tempfile.mkdtemp(prefix="latency-nobody-"))
-    path.chmod(0o777)
-    yield path
-    shutil.rmtree(path)
 
 
 def test_datagram_socket_is_used_without_cap_net_raw(net, start, nobody_dir):

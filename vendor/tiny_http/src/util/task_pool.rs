@@ -1,5 +1,5 @@
 use std::collections::VecDeque;
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Condvar, Mutex};
 use std::thread;
 use std::time::Duration;
@@ -10,6 +10,9 @@ use std::time::Duration;
 /// Any idle thread will automatically die after a few seconds.
 pub struct TaskPool {
     sharing: Arc<Sharing>,
+    // latency patch: set while threads cannot be started, so that a connection flood logs
+    // the shortage once rather than once per connection.
+    starved: AtomicBool,
 }
 
 struct Sharing {
@@ -55,10 +58,11 @@ impl TaskPool {
                 active_tasks: AtomicUsize::new(0),
                 waiting_tasks: AtomicUsize::new(0),
             }),
+            starved: AtomicBool::new(false),
         };
 
         for _ in 0..MIN_THREADS {
-            pool.add_thread(None)
+            pool.add_thread();
         }
 
         pool
@@ -73,24 +77,24 @@ impl TaskPool {
         // still counts as waiting, so compare the waiting threads with the queued tasks.
         // Upstream compared with zero: a burst of connections then left tasks queued
         // behind threads held by keep-alive connections, and those clients hung.
-        if self.sharing.waiting_tasks.load(Ordering::Acquire) <= queue.len() {
-            self.add_thread(Some(code));
+        let all_busy = self.sharing.waiting_tasks.load(Ordering::Acquire) <= queue.len();
+        // latency patch: the task is queued before a thread is started for it, so that it
+        // waits for a busy thread when none can be started. Upstream handed it to
+        // `thread::spawn`, whose panic (at TasksMax, RLIMIT_NPROC) killed the accept loop.
+        queue.push_back(code);
+        if all_busy {
+            self.add_thread();
         } else {
-            queue.push_back(code);
             self.sharing.condvar.notify_one();
         }
     }
 
-    fn add_thread(&self, initial_fn: Option<Box<dyn FnMut() + Send>>) {
+    fn add_thread(&self) {
         let sharing = self.sharing.clone();
 
-        thread::spawn(move || {
+        let started = thread::Builder::new().spawn(move || {
             let sharing = sharing;
             let _active_guard = Registration::new(&sharing.active_tasks);
-
-            if let Some(mut f) = initial_fn {
-                f();
-            }
 
             loop {
                 let mut task: Box<dyn FnMut() + Send> = {
@@ -128,6 +132,21 @@ impl TaskPool {
                 task();
             }
         });
+        match started {
+            Ok(_) => {
+                if self.starved.swap(false, Ordering::Relaxed) {
+                    log::info!("threads for connections can be started again");
+                }
+            }
+            Err(err) => {
+                if !self.starved.swap(true, Ordering::Relaxed) {
+                    log::warn!(
+                        "cannot start a thread for a new connection ({err}): connections wait \
+                         for a busy thread to finish; raise TasksMax= or LimitNPROC= if this lasts"
+                    );
+                }
+            }
+        }
     }
 }
 
