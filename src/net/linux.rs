@@ -11,8 +11,8 @@ use nix::errno::Errno;
 use nix::poll::{PollFd, PollFlags, ppoll};
 use nix::sys::eventfd::{EfdFlags, EventFd};
 use nix::sys::socket::{
-    AddressFamily, ControlMessageOwned, MsgFlags, SockFlag, SockProtocol, SockType, SockaddrIn, recvmsg,
-    sendto, setsockopt, socket, sockopt,
+    AddressFamily, ControlMessageOwned, MsgFlags, RecvMsg, SockFlag, SockProtocol, SockType, SockaddrIn,
+    recvmsg, sendto, setsockopt, socket, sockopt,
 };
 use nix::sys::time::TimeSpec;
 
@@ -90,15 +90,8 @@ impl LinuxSocket {
         loop {
             let mut iov = [IoSliceMut::new(buf)];
             let mut control = nix::cmsg_space!(TimeSpec, libc::sock_extended_err, libc::sockaddr_in);
-            let message = match recvmsg::<SockaddrIn>(
-                self.fd.as_raw_fd(),
-                &mut iov,
-                Some(&mut control),
-                MsgFlags::MSG_ERRQUEUE | MsgFlags::MSG_DONTWAIT,
-            ) {
-                Ok(message) => message,
-                Err(Errno::EAGAIN | Errno::EINTR) => return Ok(None),
-                Err(errno) => return Err(NetError::Recv(errno)),
+            let Some(message) = self.recv_now(&mut iov, &mut control, MsgFlags::MSG_ERRQUEUE)? else {
+                return Ok(None);
             };
             let icmp = message.cmsgs().ok().and_then(|mut cmsgs| {
                 cmsgs.find_map(|cmsg| match cmsg {
@@ -125,18 +118,25 @@ impl LinuxSocket {
         }
     }
 
+    /// One `recvmsg` that does not wait: `None` when nothing is queued.
+    fn recv_now<'a, 'outer, 'inner>(
+        &self,
+        iov: &'outer mut [IoSliceMut<'inner>],
+        control: &'a mut [u8],
+        flags: MsgFlags,
+    ) -> Result<Option<RecvMsg<'a, 'outer, SockaddrIn>>, NetError> {
+        match recvmsg(self.fd.as_raw_fd(), iov, Some(control), flags | MsgFlags::MSG_DONTWAIT) {
+            Ok(message) => Ok(Some(message)),
+            Err(Errno::EAGAIN | Errno::EINTR) => Ok(None),
+            Err(errno) => Err(NetError::Recv(errno)),
+        }
+    }
+
     fn try_recv_packet(&self, buf: &mut [u8]) -> Result<Option<Arrival>, NetError> {
         let mut iov = [IoSliceMut::new(buf)];
         let mut control = nix::cmsg_space!(TimeSpec);
-        let message = match recvmsg::<SockaddrIn>(
-            self.fd.as_raw_fd(),
-            &mut iov,
-            Some(&mut control),
-            MsgFlags::MSG_DONTWAIT | MsgFlags::MSG_TRUNC,
-        ) {
-            Ok(message) => message,
-            Err(Errno::EAGAIN | Errno::EINTR) => return Ok(None),
-            Err(errno) => return Err(NetError::Recv(errno)),
+        let Some(message) = self.recv_now(&mut iov, &mut control, MsgFlags::MSG_TRUNC)? else {
+            return Ok(None);
         };
         let after_monotonic = Instant::now();
         let after_wall = SystemTime::now().duration_since(UNIX_EPOCH).unwrap_or_default();
