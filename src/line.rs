@@ -81,6 +81,28 @@ impl std::str::FromStr for Line {
     }
 }
 
+/// Whether `bytes` could be a results line cut short, as a crash in the middle of its
+/// `write` leaves it: the start of the format, character class by character class. Only
+/// that may be cut from a file's end; anything else is someone else's data.
+pub fn is_cut_short(bytes: &[u8]) -> bool {
+    const STAMP: &[u8] = b"[0000-00-00 00:00:00] Latency: ";
+    let (head, outcome) = bytes.split_at(bytes.len().min(STAMP.len()));
+    let stamp_fits = head.iter().zip(STAMP).all(|(&byte, &want)| match want {
+        b'0' => byte.is_ascii_digit(),
+        _ => byte == want,
+    });
+    !bytes.is_empty() && stamp_fits && (b"timeout".starts_with(outcome) || is_rtt_cut_short(outcome))
+}
+
+/// Whether `text` is the start of `<digits>.<two digits> ms`.
+fn is_rtt_cut_short(text: &[u8]) -> bool {
+    let digits = |text: &[u8]| text.iter().take_while(|b| b.is_ascii_digit()).count();
+    let whole = digits(text);
+    let Some(rest) = text[whole..].strip_prefix(b".") else { return whole == text.len() };
+    let decimals = digits(rest).min(2);
+    whole > 0 && (decimals == rest.len() || (decimals == 2 && b" ms".starts_with(&rest[2..])))
+}
+
 fn is_digits(text: &str) -> bool {
     !text.is_empty() && text.bytes().all(|b| b.is_ascii_digit())
 }
@@ -147,6 +169,30 @@ mod tests {
     fn round_trips_at_file_precision() {
         for line in [reply(270), reply(0), reply(123_450), Line { sent: SENT, outcome: Outcome::Timeout }] {
             assert_eq!(line.to_string().parse::<Line>(), Ok(line));
+        }
+    }
+
+    #[test]
+    fn every_start_of_a_line_is_cut_short_and_nothing_else() {
+        for line in [reply(123_450).to_string(), Line { sent: SENT, outcome: Outcome::Timeout }.to_string()] {
+            for end in 1..=line.len() {
+                assert!(is_cut_short(&line.as_bytes()[..end]), "{:?}", &line[..end]);
+            }
+        }
+        let foreign = [
+            "",
+            "[\"db-password\",\"hunter2\"]",
+            "[operator note: migrated]",
+            "[2025-08-12 06:56:53] Latency: 0.27 msx",
+            "[2025-08-12 06:56:53] Latency: 0.271",
+            "[2025-08-12 06:56:53] Latency: .27",
+            "[2025-08-12 06:56:53] Latency: 0.2 ms",
+            "[2025-08-12 06:56:53] Latency: timeouts",
+            "[2025-08-12 06:56:53] Latency:  0.27 ms",
+            "[2025/08",
+        ];
+        for text in foreign {
+            assert!(!is_cut_short(text.as_bytes()), "{text:?}");
         }
     }
 

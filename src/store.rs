@@ -8,7 +8,7 @@ use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
 use std::sync::{Mutex, MutexGuard};
 
-use crate::line::Line;
+use crate::line::{self, Line};
 
 /// How far back the last line is read to check the file is ours: far longer than any line.
 const LONGEST_LINE: u64 = 4096;
@@ -199,7 +199,7 @@ fn check_torn_tail<R: Read + Seek>(reader: &mut R, end: u64, len: u64) -> Result
     let mut tail = vec![0; (len - end) as usize];
     reader.seek(SeekFrom::Start(end)).map_err(LastLine::Unreadable)?;
     reader.read_exact(&mut tail).map_err(LastLine::Unreadable)?;
-    if tail.first() == Some(&b'[') && tail.is_ascii() {
+    if line::is_cut_short(&tail) {
         Ok(())
     } else {
         Err(LastLine::Foreign(format!("it ends in {:?}", String::from_utf8_lossy(&tail))))
@@ -297,6 +297,8 @@ mod tests {
             matches!(check(&format!("{A}{}", "[".repeat(5_000))), Err(LastLine::Foreign(r)) if r.contains("5000 bytes"))
         );
         assert!(matches!(check(&format!("{A}[2025-08-12 \u{e9}")), Err(LastLine::Foreign(_))));
+        assert!(matches!(check("[\"db-password\",\"hunter2\"]"), Err(LastLine::Foreign(_))));
+        assert!(matches!(check(&format!("{A}[operator note: moved]")), Err(LastLine::Foreign(_))));
     }
 
     #[test]

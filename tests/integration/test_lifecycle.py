@@ -52,13 +52,19 @@ def test_a_torn_last_line_is_cut_at_start_and_logged(net, start, tmp_path):
     assert all(re.match(LINE, line) for line in lines)
 
 
-def test_a_file_that_is_not_ours_is_left_alone(net, start, tmp_path):
-    results = tmp_path / "passwd"
-    results.write_text("root:x:0:0:root:/root:/bin/bash\n")
+@pytest.mark.parametrize("content", [
+    "root:x:0:0:root:/root:/bin/bash\n",
+    # No newline at all, and a '[' first: not a torn results line either.
+    '["db-password", "hunter2"]',
+    "[2025-08-12 06:56:53] Latency: 0.27 ms\n[operator note: moved from the old host]",
+])
+def test_a_file_that_is_not_ours_is_left_alone(net, start, tmp_path, content):
+    results = tmp_path / "notes"
+    results.write_text(content)
     daemon = start(*FAST, results=results)
     assert daemon.exit_code() == 1
     assert "is not a latency results file" in daemon.text()
-    assert results.read_text() == "root:x:0:0:root:/root:/bin/bash\n"
+    assert results.read_text() == content
 
 
 BAD_FLAGS = [
