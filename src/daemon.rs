@@ -231,7 +231,7 @@ pub fn run(config: Config) -> Result<(), DaemonError> {
     if let Some(prober) = &prober {
         prober.stop();
     }
-    let prober_ended_well = prober_thread.is_none_or(|thread| thread.join().unwrap_or(false));
+    let prober_ended_well = prober_thread.is_none_or(|thread| join_within(thread, PROBER_STOP_WAIT));
     if let Some(watchdog) = watchdog {
         watchdog.stop();
     }
@@ -240,6 +240,26 @@ pub fn run(config: Config) -> Result<(), DaemonError> {
     }
     info!("stopped");
     Ok(())
+}
+
+/// How long a stop waits for the prober to finish: a write blocked on a hung filesystem must
+/// not hold the process past the second that users and systemd are promised.
+const PROBER_STOP_WAIT: Duration = Duration::from_millis(800);
+
+/// Whether the prober thread ended well within `wait`.
+fn join_within(thread: JoinHandle<bool>, wait: Duration) -> bool {
+    let deadline = Instant::now() + wait;
+    while !thread.is_finished() {
+        if Instant::now() >= deadline {
+            error!(
+                "the prober did not stop within {} (blocked writing the results file?); exiting without it",
+                duration::format(wait)
+            );
+            return false;
+        }
+        thread::sleep(Duration::from_millis(5));
+    }
+    thread.join().unwrap_or(false)
 }
 
 /// Runs the prober on its own thread. If it panics, the daemon stops (and, under systemd,

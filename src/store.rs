@@ -4,7 +4,7 @@
 use std::fmt;
 use std::fs::{self, File, OpenOptions};
 use std::io::{self, Read, Seek, SeekFrom, Write};
-use std::os::unix::fs::OpenOptionsExt;
+use std::os::unix::fs::{FileTypeExt, OpenOptionsExt};
 use std::path::{Path, PathBuf};
 use std::sync::{Mutex, MutexGuard};
 
@@ -46,7 +46,7 @@ impl fmt::Display for StoreError {
             StoreError::Truncate { path, err } => write!(f, "cut the torn end of {}: {err}", path.display()),
             StoreError::NotResults { path, reason } => write!(
                 f,
-                "{} is not a latency results file ({reason}); refusing to append to it: \
+                "{} is not a latency results file ({reason}); leaving it alone: \
                  choose another results path (--results, LATENCY_RESULTS)",
                 path.display()
             ),
@@ -113,12 +113,12 @@ impl Store {
     /// file does not exist (moved away and not yet reopened).
     pub fn excerpt(&self, tail: Option<u64>) -> Result<Option<Excerpt>, StoreError> {
         let read_error = |err| StoreError::Read { path: self.path.clone(), err };
-        let mut file = match File::open(&self.path) {
+        let mut file = match OpenOptions::new().read(true).custom_flags(libc::O_NONBLOCK).open(&self.path) {
             Ok(file) => file,
             Err(err) if err.kind() == io::ErrorKind::NotFound => return Ok(None),
             Err(err) => return Err(read_error(err)),
         };
-        let len = file.metadata().map_err(read_error)?.len();
+        let len = regular_len(&file, &self.path)?;
         let end = complete_len(&mut file, len).map_err(read_error)?;
         let start = match tail {
             Some(lines) => tail_start(&mut file, end, lines).map_err(read_error)?,
@@ -147,10 +147,11 @@ fn open_for_append(path: &Path) -> Result<(File, Option<Repair>), StoreError> {
         .append(true)
         .create(true)
         .mode(0o644)
+        .custom_flags(libc::O_NONBLOCK)
         .open(path)
         .map_err(|err| StoreError::Open { path: path.to_path_buf(), err })?;
     let read_error = |err| StoreError::Read { path: path.to_path_buf(), err };
-    let len = file.metadata().map_err(read_error)?.len();
+    let len = regular_len(&file, path)?;
     let end = complete_len(&mut file, len).map_err(read_error)?;
     let foreign = |reason| StoreError::NotResults { path: path.to_path_buf(), reason };
     check_last_line(&mut file, end).map_err(|reason| match reason {
@@ -166,6 +167,28 @@ fn open_for_append(path: &Path) -> Result<(File, Option<Repair>), StoreError> {
     })?;
     file.set_len(end).map_err(|err| StoreError::Truncate { path: path.to_path_buf(), err })?;
     Ok((file, Some(Repair { cut_bytes: len - end })))
+}
+
+/// The length of `file`, if it is a regular file. A FIFO or a device at the path would block
+/// the prober's appends or a reader's open (hence `O_NONBLOCK` on both opens, which regular
+/// files ignore), or swallow the lines (`/dev/null`).
+fn regular_len(file: &File, path: &Path) -> Result<u64, StoreError> {
+    let metadata = file.metadata().map_err(|err| StoreError::Read { path: path.to_path_buf(), err })?;
+    let kind = metadata.file_type();
+    let other = if kind.is_file() {
+        return Ok(metadata.len());
+    } else if kind.is_fifo() {
+        "a FIFO"
+    } else if kind.is_char_device() {
+        "a character device"
+    } else if kind.is_block_device() {
+        "a block device"
+    } else if kind.is_socket() {
+        "a socket"
+    } else {
+        "not a regular file"
+    };
+    Err(StoreError::NotResults { path: path.to_path_buf(), reason: format!("it is {other}") })
 }
 
 enum LastLine {

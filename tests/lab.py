@@ -209,4 +209,7 @@ def frozen_thread(pid: int, name: str):
     try:
         yield tid
     finally:
-        ptrace(_PTRACE_DETACH, tid, None, None)
+        if ptrace(_PTRACE_DETACH, tid, None, None) != 0:
+            # The thread ended while held (its process exited). Its tracer must reap it, or
+            # the process itself can never be reaped.
+            os.waitpid(tid, _WALL)

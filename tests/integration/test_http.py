@@ -1,5 +1,6 @@
 """The HTTP interface as a client sees it: routing, status codes, HEAD, tails, streaming,
 and clients that misbehave."""
+import os
 import re
 import socket
 import threading
@@ -195,3 +196,16 @@ def test_more_connections_than_threads_wait_their_turn(net, start, nobody_dir):
     status, _, body = net.request("GET", "/latency")
     assert status == 200 and re.match(LINE, body.strip()), body
     assert daemon.alive()
+
+
+def test_a_fifo_put_at_the_results_path_is_not_served(net, start):
+    daemon = start(*SLOW).ready()
+    daemon.wait_lines(1)
+    daemon.results.unlink()
+    os.mkfifo(daemon.results)
+    began = time.monotonic()
+    status, _, body = net.request("GET", "/latency-results")
+    assert status == 500 and "it is a FIFO" in body, (status, body)
+    assert time.monotonic() - began < 2.0
+    status, _, body = net.request("GET", "/latency")
+    assert status == 200 and daemon.alive(), body

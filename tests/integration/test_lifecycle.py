@@ -5,6 +5,7 @@ import re
 import signal
 import socket
 import time
+from pathlib import Path
 
 import pytest
 
@@ -23,6 +24,25 @@ def test_sigterm_and_sigint_stop_within_a_second_with_whole_lines(net, start, tm
         text = daemon.results.read_text()
         assert text.endswith("\n") and all(re.match(LINE, line) for line in text.splitlines())
         assert f"stopping on {sig.name}" in daemon.text() and "stopped" in daemon.text()
+
+
+def test_a_stuck_prober_does_not_hold_up_the_stop(net, start):
+    # A write blocked on a hung filesystem, stood in for by holding the prober thread.
+    daemon = start(*FAST).ready()
+    daemon.wait_lines(1)
+    pid = daemon.proc.pid
+    with frozen_thread(pid, "prober"):
+        began = time.monotonic()
+        daemon.proc.send_signal(signal.SIGTERM)
+        # The held thread is reaped only when it is let go, so the process cannot be waited
+        # for here: its main thread ending (state Z) marks the stop.
+        while Path(f"/proc/{pid}/stat").read_text().split(") ")[1][0] != "Z":
+            assert time.monotonic() - began < 5, "no stop within 5 s"
+            time.sleep(0.01)
+        stopped_after = time.monotonic() - began
+    assert daemon.proc.wait(5) == 1
+    assert stopped_after < 1.0, stopped_after
+    assert "the prober did not stop within 800ms" in daemon.text()
 
 
 def test_sighup_reopens_a_rotated_file(net, start):
@@ -65,6 +85,21 @@ def test_a_file_that_is_not_ours_is_left_alone(net, start, tmp_path, content):
     assert daemon.exit_code() == 1
     assert "is not a latency results file" in daemon.text()
     assert results.read_text() == content
+
+
+@pytest.mark.parametrize("kind", ["fifo", "device"])
+def test_a_fifo_or_a_device_is_refused(net, start, tmp_path, kind):
+    # A FIFO would block every append (and the stop), /dev/null would swallow the lines.
+    if kind == "fifo":
+        results = tmp_path / "results.txt"
+        os.mkfifo(results)
+    else:
+        results = "/dev/null"
+    daemon = start(*FAST, results=results)
+    assert daemon.exit_code() == 1
+    text = daemon.text()
+    assert "is not a latency results file" in text
+    assert ("it is a FIFO" if kind == "fifo" else "it is a character device") in text, text
 
 
 BAD_FLAGS = [
