@@ -5,7 +5,7 @@
 pub mod duration;
 
 use std::fmt;
-use std::net::SocketAddr;
+use std::net::{Ipv4Addr, SocketAddr};
 use std::path::PathBuf;
 use std::time::Duration;
 
@@ -13,6 +13,9 @@ use std::time::Duration;
 pub const MIN_INTERVAL: Duration = Duration::from_millis(100);
 /// The shortest timeout accepted: no reply arrives in less.
 pub const MIN_TIMEOUT: Duration = Duration::from_millis(1);
+/// The longest timeout accepted: a later reply measures nothing useful, and `/latency`
+/// callers wait as long.
+pub const MAX_TIMEOUT: Duration = Duration::from_secs(60);
 /// The timeout when none is given, unless half the interval is shorter.
 pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(2);
 
@@ -45,11 +48,14 @@ pub struct ConfigError {
 }
 
 impl fmt::Display for ConfigError {
+    /// The source and the value are the user's text: control characters are escaped, so that
+    /// the message stays one line and cannot forge others in the log.
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let source = self.source.escape_debug();
         if self.value.is_empty() {
-            write!(f, "{}: {}", self.source, self.reason)
+            write!(f, "{source}: {}", self.reason)
         } else {
-            write!(f, "{} {}: {}", self.source, self.value, self.reason)
+            write!(f, "{source} {}: {}", self.value.escape_debug(), self.reason)
         }
     }
 }
@@ -157,6 +163,12 @@ where
     let timeout = match given(&TIMEOUT) {
         Some(given) => {
             let timeout = parse_duration(&given, MIN_TIMEOUT)?;
+            if timeout > MAX_TIMEOUT {
+                return Err(given.error(format!(
+                    "must be at most {}: a later reply measures nothing useful, and /latency callers wait as long",
+                    duration::format(MAX_TIMEOUT)
+                )));
+            }
             if timeout >= interval {
                 return Err(given.error(format!(
                     "must be shorter than the interval ({}), so that a probe ends before the next starts",
@@ -196,11 +208,26 @@ fn parse_target(given: &Given) -> Result<String, ConfigError> {
     // that looks like an address must be a plain dotted quad, or the wrong host gets probed.
     let last_label = host.rsplit('.').next().unwrap_or(host);
     let numeric = last_label.bytes().all(|b| b.is_ascii_digit()) || last_label.starts_with("0x");
-    if numeric && host.parse::<std::net::Ipv4Addr>().is_err() {
-        return Err(given
-            .error("looks like an IPv4 address but is not four decimal numbers 0-255, like 198.51.100.2"));
+    if numeric {
+        let address = host.parse::<Ipv4Addr>().map_err(|_| {
+            given.error("looks like an IPv4 address but is not four decimal numbers 0-255, like 198.51.100.2")
+        })?;
+        if let Some(problem) = unprobeable(address) {
+            return Err(given.error(problem));
+        }
     }
     Ok(host.to_string())
+}
+
+/// Why echo requests to `address` cannot measure one host's latency, if they cannot.
+pub fn unprobeable(address: Ipv4Addr) -> Option<&'static str> {
+    if address.is_unspecified() {
+        Some("is the unspecified address, not a host; give the target's address")
+    } else if address.is_broadcast() || address.is_multicast() {
+        Some("is a broadcast or multicast address, which many hosts or none answer; give one host's address")
+    } else {
+        None
+    }
 }
 
 fn parse_duration(given: &Given, minimum: Duration) -> Result<Duration, ConfigError> {
@@ -323,7 +350,17 @@ mod tests {
             (&["--bogus"], &[], "--bogus: unknown option"),
             (&["--target"], &[], "--target: needs a value"),
             (&[], &[("LATENCY_INTERVAL", "fast")], "LATENCY_INTERVAL fast: expected a whole number"),
-            (&[], &[("LATENCY_TIMEOUT", "3m")], "LATENCY_TIMEOUT 3m: must be shorter than the interval (1m)"),
+            (
+                &[],
+                &[("LATENCY_TIMEOUT", "45s"), ("LATENCY_INTERVAL", "30s")],
+                "LATENCY_TIMEOUT 45s: must be shorter than the interval (30s)",
+            ),
+            (&["--interval", "2h", "--timeout", "61s"], &[], "--timeout 61s: must be at most 1m"),
+            (&["--target", "0.0.0.0"], &[], "--target 0.0.0.0: is the unspecified address"),
+            (&["--target", "255.255.255.255"], &[], "--target 255.255.255.255: is a broadcast or multicast"),
+            (&["--target", "224.0.0.1"], &[], "--target 224.0.0.1: is a broadcast or multicast"),
+            (&["--interval", "5s\nINFO forged"], &[], "--interval 5s\\nINFO forged: "),
+            (&["--bogus\u{1b}[2J"], &[], "--bogus\\u{1b}[2J: unknown option"),
         ];
         for (args, env, message) in cases {
             let err = run(args, env).expect_err(message);

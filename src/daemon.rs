@@ -15,7 +15,7 @@ use nix::sys::resource::{Resource, getrlimit, setrlimit};
 use signal_hook::consts::{SIGHUP, SIGINT, SIGTERM};
 use signal_hook::iterator::Signals;
 
-use crate::config::{Config, duration};
+use crate::config::{self, Config, duration};
 use crate::http::server::{self, Context, ServerError};
 use crate::line::Line;
 use crate::net::linux::LinuxSocket;
@@ -94,7 +94,7 @@ pub fn resolve(host: &str) -> Result<Ipv4Addr, DaemonError> {
         .map_err(|err| error(format!("cannot resolve: {err}")))?
         .map(|address| address.ip())
         .collect();
-    addresses
+    let address = addresses
         .iter()
         .find_map(|address| match address {
             IpAddr::V4(v4) => Some(*v4),
@@ -102,7 +102,11 @@ pub fn resolve(host: &str) -> Result<Ipv4Addr, DaemonError> {
         })
         .ok_or_else(|| {
             error(format!("has no IPv4 address (found {addresses:?}); IPv6 targets are not supported yet"))
-        })
+        })?;
+    match config::unprobeable(address) {
+        Some(problem) => Err(error(format!("resolves to {address}, which {problem}"))),
+        None => Ok(address),
+    }
 }
 
 /// Random identifier and payload token, so that two daemons, or a daemon and `ping`, never

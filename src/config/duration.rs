@@ -17,7 +17,7 @@ pub fn parse(text: &str) -> Result<Duration, String> {
         "m" => 60_000,
         "h" => 3_600_000,
         "" => return Err(format!("missing unit: write {value}s or {value}ms")),
-        other => return Err(format!("unknown unit '{other}': use ms, s, m or h")),
+        other => return Err(format!("unknown unit '{}': use ms, s, m or h", other.escape_debug())),
     };
     value
         .checked_mul(millis_per_unit)
