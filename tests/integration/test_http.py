@@ -209,3 +209,37 @@ def test_a_fifo_put_at_the_results_path_is_not_served(net, start):
     assert time.monotonic() - began < 2.0
     status, _, body = net.request("GET", "/latency")
     assert status == 200 and daemon.alive(), body
+
+
+def reply_then_close(sock, seconds=5):
+    """All the daemon sends until it closes the connection; fails if it is still open after
+    `seconds` of silence. A reset counts as closing: the daemon closes with the rest of a
+    request it refused unread, and the kernel then resets rather than ends the connection."""
+    sock.settimeout(seconds)
+    reply = b""
+    while True:
+        try:
+            chunk = sock.recv(65536)
+        except ConnectionResetError:
+            return reply
+        except socket.timeout:
+            responses = reply.count(b"HTTP/1.1 ")
+            raise AssertionError(f"connection still open after {seconds}s of silence, "
+                                 f"{responses} responses: {reply[:200]!r}")
+        if not chunk:
+            return reply
+        reply += chunk
+
+
+def test_http2_and_3_get_505_and_a_closed_connection(net, start):
+    daemon = start(*SLOW).ready()
+    for request in (b"GET /latency HTTP/2.0\r\n\r\n", b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n",
+                    b"GET /latency HTTP/3.0\r\nHost: t\r\n\r\n"):
+        conn = net.connect()
+        conn.sock.sendall(request)
+        reply = reply_then_close(conn.sock)
+        conn.close()
+        assert reply.startswith(b"HTTP/1.1 505 "), (request, reply)
+        assert reply.split(b"\r\n\r\n", 1)[1].count(b"\n") == 1, reply
+    status, _, body = net.request("GET", "/latency")
+    assert status == 200 and re.match(LINE, body.strip()) and daemon.alive()
