@@ -243,3 +243,48 @@ def test_http2_and_3_get_505_and_a_closed_connection(net, start):
         assert reply.split(b"\r\n\r\n", 1)[1].count(b"\n") == 1, reply
     status, _, body = net.request("GET", "/latency")
     assert status == 200 and re.match(LINE, body.strip()) and daemon.alive()
+
+
+def send_until_refused(sock, data, total):
+    """Sends `data` repeatedly, `total` bytes at most, until the daemon stops the connection."""
+    sent = 0
+    try:
+        while sent < total:
+            sock.sendall(data)
+            sent += len(data)
+    except (ConnectionResetError, BrokenPipeError, socket.timeout):
+        pass
+
+
+def test_oversized_request_heads_are_refused_while_memory_stays_small(net, start):
+    daemon = start(*SLOW).ready()
+    pid = daemon_pid(daemon)
+    before = rss_kib(pid)
+    # 32 MiB of one header line, over four connections that never end it.
+    for _ in range(4):
+        conn = net.connect(timeout=5)
+        conn.sock.sendall(b"GET /latency HTTP/1.1\r\nX-Big: ")
+        send_until_refused(conn.sock, b"a" * (1 << 20), 8 << 20)
+        reply = reply_then_close(conn.sock)
+        conn.close()
+        assert reply.startswith(b"HTTP/1.1 431 "), reply[:200]
+        assert reply.split(b"\r\n\r\n", 1)[1].count(b"\n") == 1, reply
+    grown = rss_kib(pid) - before
+    assert grown < 4096, f"RSS grew by {grown} KiB reading 32 MiB of header"
+    too_long_target = b"GET /" + b"a" * 9000 + b" HTTP/1.1\r\n\r\n"
+    too_many_headers = b"GET /latency HTTP/1.1\r\n" + b"X-A: a\r\n" * 101 + b"\r\n"
+    for request, status in ((too_long_target, b"414"), (too_many_headers, b"431")):
+        conn = net.connect()
+        conn.sock.sendall(request)
+        reply = reply_then_close(conn.sock)
+        conn.close()
+        assert reply.startswith(b"HTTP/1.1 " + status + b" "), reply[:200]
+    # At the limits, still served.
+    for request in (b"GET /latency HTTP/1.1\r\nX-Big: " + b"a" * 8000 + b"\r\n\r\n",
+                    b"GET /latency HTTP/1.1\r\n" + b"X-A: a\r\n" * 100 + b"\r\n"):
+        conn = net.connect()
+        conn.sock.sendall(request)
+        assert conn.sock.recv(4096).startswith(b"HTTP/1.1 200 ")
+        conn.close()
+    assert daemon.alive()
+

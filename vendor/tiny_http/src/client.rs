@@ -12,6 +12,11 @@ use crate::util::RefinedTcpStream;
 use crate::util::{SequentialReader, SequentialReaderBuilder, SequentialWriterBuilder};
 use crate::Request;
 
+/// latency patch: the longest request line or header line read, in bytes less the CRLF.
+const MAX_LINE: usize = 8192;
+/// latency patch: the most header lines a request may have.
+const MAX_HEADERS: usize = 100;
+
 /// A ClientConnection is an object that will store a socket to a client
 /// and return Request objects.
 pub struct ClientConnection {
@@ -45,6 +50,11 @@ enum ReadError {
     ExpectationFailed(HTTPVersion),
     /// latency patch: the request is in HTTP/2 or later
     VersionNotSupported,
+    /// latency patch: the request line is longer than `MAX_LINE`
+    RequestLineTooLong,
+    /// latency patch: a header line is longer than `MAX_LINE`, or there are more than
+    /// `MAX_HEADERS`
+    HeadersTooLarge(HTTPVersion),
     ReadIoError(IoError),
 }
 
@@ -78,8 +88,8 @@ impl ClientConnection {
     /// Reads the next line from self.next_header_source.
     ///
     /// Reads until `CRLF` is reached. The next read will start
-    ///  at the first byte of the new line.
-    fn read_next_line(&mut self) -> IoResult<AsciiString> {
+    ///  at the first byte of the new line. Fails with `too_long` past `MAX_LINE` bytes.
+    fn read_next_line(&mut self, too_long: ReadError) -> Result<AsciiString, ReadError> {
         let mut buf = Vec::new();
         let mut prev_byte_was_cr = false;
 
@@ -87,14 +97,25 @@ impl ClientConnection {
             let byte = self.next_header_source.by_ref().bytes().next();
 
             let byte = match byte {
-                Some(b) => b?,
-                None => return Err(IoError::new(ErrorKind::ConnectionAborted, "Unexpected EOF")),
+                Some(b) => b.map_err(ReadError::ReadIoError)?,
+                None => {
+                    let eof = IoError::new(ErrorKind::ConnectionAborted, "Unexpected EOF");
+                    return Err(ReadError::ReadIoError(eof));
+                }
             };
 
             if byte == b'\n' && prev_byte_was_cr {
                 buf.pop(); // removing the '\r'
-                return AsciiString::from_ascii(buf)
-                    .map_err(|_| IoError::new(ErrorKind::InvalidInput, "Header is not in ASCII"));
+                return AsciiString::from_ascii(buf).map_err(|_| {
+                    let not_ascii = IoError::new(ErrorKind::InvalidInput, "Header is not in ASCII");
+                    ReadError::ReadIoError(not_ascii)
+                });
+            }
+
+            // latency patch: upstream grew the line for as long as the client sent bytes
+            // without a CRLF, so one connection could take all the memory there is.
+            if buf.len() > MAX_LINE {
+                return Err(too_long);
             }
 
             prev_byte_was_cr = byte == b'\r';
@@ -109,7 +130,7 @@ impl ClientConnection {
         let (method, path, version, headers) = {
             // reading the request line
             let (method, path, version) = {
-                let line = self.read_next_line().map_err(ReadError::ReadIoError)?;
+                let line = self.read_next_line(ReadError::RequestLineTooLong)?;
 
                 parse_request_line(
                     line.as_str().trim(), // TODO: remove this conversion
@@ -120,11 +141,15 @@ impl ClientConnection {
             let headers = {
                 let mut headers = Vec::new();
                 loop {
-                    let line = self.read_next_line().map_err(ReadError::ReadIoError)?;
+                    let line = self.read_next_line(ReadError::HeadersTooLarge(version.clone()))?;
 
                     if line.is_empty() {
                         break;
                     };
+                    // latency patch: the lines' length alone does not bound the head.
+                    if headers.len() == MAX_HEADERS {
+                        return Err(ReadError::HeadersTooLarge(version));
+                    }
                     headers.push(match FromStr::from_str(line.as_str().trim()) {
                         // TODO: remove this conversion
                         Ok(h) => h,
@@ -237,6 +262,30 @@ impl Iterator for ClientConnection {
                     .raw_print(writer, HTTPVersion(1, 1), &[], false, None)
                     .ok();
                 return None; // latency patch: what follows is no HTTP/1.x request
+            }
+
+            // latency patch: RFC 9112 section 3 wants 414 for a request-target longer than
+            // the server will parse, the usual cause of a long request line.
+            Err(ReadError::RequestLineTooLong) => {
+                let writer = self.sink.next().unwrap();
+                let response =
+                    Response::from_string(format!("request line longer than {} bytes\n", MAX_LINE))
+                        .with_status_code(StatusCode(414));
+                response
+                    .raw_print(writer, HTTPVersion(1, 1), &[], false, None)
+                    .ok();
+                return None; // the rest of the line is still unread
+            }
+
+            Err(ReadError::HeadersTooLarge(ver)) => {
+                let writer = self.sink.next().unwrap();
+                let response = Response::from_string(format!(
+                    "request header fields too large: at most {} lines of {} bytes\n",
+                    MAX_HEADERS, MAX_LINE
+                ))
+                .with_status_code(StatusCode(431));
+                response.raw_print(writer, ver, &[], false, None).ok();
+                return None; // the rest of the head is still unread
             }
 
             Err(ReadError::ReadIoError(_)) => return None,
