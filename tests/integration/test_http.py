@@ -288,3 +288,19 @@ def test_oversized_request_heads_are_refused_while_memory_stays_small(net, start
         conn.close()
     assert daemon.alive()
 
+
+def test_a_body_left_unread_is_never_read_as_requests(net, start):
+    daemon = start(*SLOW).ready()
+    inner = b"GET /latency-results?tail=1 HTTP/1.1\r\n\r\n"
+    # 70,040 bytes: more than the 64 KiB tiny_http skips; then a chunked body.
+    framings = (b"Content-Length: %d\r\n\r\n%s" % (len(inner) * 1751, inner * 1751),
+                b"Transfer-Encoding: chunked\r\n\r\n%x\r\n%s\r\n0\r\n\r\n" % (len(inner), inner))
+    for framing in framings:
+        conn = net.connect()
+        conn.sock.sendall(b"GET /latency HTTP/1.1\r\nHost: t\r\n" + framing + inner)
+        reply = reply_then_close(conn.sock)
+        conn.close()
+        assert reply.startswith(b"HTTP/1.1 200 ") and reply.count(b"HTTP/1.1 ") == 1, (framing[:30], reply[-200:])
+    status, _, body = net.request("GET", "/latency")
+    assert status == 200 and re.match(LINE, body.strip()) and daemon.alive()
+

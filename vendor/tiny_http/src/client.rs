@@ -8,7 +8,7 @@ use std::net::SocketAddr;
 use std::str::FromStr;
 
 use crate::common::{HTTPVersion, Method};
-use crate::util::RefinedTcpStream;
+use crate::util::{RefinedTcpStream, MAX_SKIP};
 use crate::util::{SequentialReader, SequentialReaderBuilder, SequentialWriterBuilder};
 use crate::Request;
 
@@ -313,6 +313,17 @@ impl Iterator for ClientConnection {
             None if *rq.http_version() == HTTPVersion(1, 0) => self.no_more_requests = true,
             _ => (),
         };
+
+        // latency patch: a body left unread is skipped only when its length is known and at
+        // most `MAX_SKIP`. Otherwise the next request could only be read from the body's own
+        // bytes, which a client could fill with requests that a proxy in front never saw.
+        let chunked = rq
+            .headers()
+            .iter()
+            .any(|h| h.field.equiv("Transfer-Encoding"));
+        if chunked || rq.body_length().is_some_and(|length| length > MAX_SKIP) {
+            self.no_more_requests = true;
+        }
 
         // returning the request
         Some(rq)

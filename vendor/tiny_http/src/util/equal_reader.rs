@@ -3,6 +3,10 @@ use std::io::Result as IoResult;
 use std::sync::mpsc::channel;
 use std::sync::mpsc::{Receiver, Sender};
 
+/// latency patch: the longest body skipped when left unread; a longer one is left in the
+/// stream, and ends the connection (`ClientConnection`).
+pub const MAX_SKIP: usize = 64 * 1024;
+
 /// A `Reader` that reads exactly the number of bytes from a sub-reader.
 ///
 /// If the limit is reached, it returns EOF. If the limit is not reached
@@ -67,7 +71,6 @@ where
         // latency patch: upstream allocated a buffer of the body's declared size, so one
         // `Content-Length: 1099511627776` aborted the process. Skip small bodies through a
         // fixed buffer; give up on large ones, which ends the connection.
-        const MAX_SKIP: usize = 64 * 1024;
         let mut remaining_to_read = self.size;
         if remaining_to_read > MAX_SKIP {
             let too_large = std::io::Error::new(std::io::ErrorKind::Other, "request body too large to skip");
