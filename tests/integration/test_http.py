@@ -304,3 +304,29 @@ def test_a_body_left_unread_is_never_read_as_requests(net, start):
     status, _, body = net.request("GET", "/latency")
     assert status == 200 and re.match(LINE, body.strip()) and daemon.alive()
 
+
+def test_a_request_head_trickled_past_30s_gets_408(net, start):
+    # About 31 s: the head deadline is 30 s and nothing short of a real clock shows it.
+    daemon = start(*SLOW).ready()
+    conn = net.connect()
+    began = time.monotonic()
+    conn.sock.sendall(b"GET /latency HTTP/1.1\r\nX-Slow: ")
+    conn.sock.settimeout(2)
+    reply = b""
+    while time.monotonic() - began < 40:
+        try:
+            chunk = conn.sock.recv(4096)
+        except socket.timeout:
+            conn.sock.sendall(b"a")  # each byte well within the 30 s a single read may wait
+            continue
+        except ConnectionResetError:
+            break
+        if not chunk:
+            break
+        reply += chunk
+    elapsed = time.monotonic() - began
+    conn.close()
+    assert reply.startswith(b"HTTP/1.1 408 "), (elapsed, reply)
+    assert 28 < elapsed < 34, elapsed
+    status, _, body = net.request("GET", "/latency")
+    assert status == 200 and re.match(LINE, body.strip()) and daemon.alive()

@@ -6,8 +6,10 @@ use std::io::{BufReader, BufWriter, ErrorKind, Read};
 
 use std::net::SocketAddr;
 use std::str::FromStr;
+use std::time::Instant;
 
 use crate::common::{HTTPVersion, Method};
+use crate::util::refined_tcp_stream::HeadDeadline;
 use crate::util::{RefinedTcpStream, MAX_SKIP};
 use crate::util::{SequentialReader, SequentialReaderBuilder, SequentialWriterBuilder};
 use crate::Request;
@@ -39,6 +41,9 @@ pub struct ClientConnection {
 
     // true if the connection goes through SSL
     secure: bool,
+
+    // latency patch: when the head being read must be complete, shared with the read stream
+    head_deadline: HeadDeadline,
 }
 
 /// Error that can happen when reading a request.
@@ -66,6 +71,7 @@ impl ClientConnection {
     ) -> ClientConnection {
         let remote_addr = read_socket.peer_addr();
         let secure = read_socket.secure();
+        let head_deadline = read_socket.head_deadline();
 
         let mut source = SequentialReaderBuilder::new(BufReader::with_capacity(1024, read_socket));
         let first_header = source.next().unwrap();
@@ -77,6 +83,7 @@ impl ClientConnection {
             next_header_source: first_header,
             no_more_requests: false,
             secure,
+            head_deadline,
         }
     }
 
@@ -127,6 +134,10 @@ impl ClientConnection {
     /// Reads a request from the stream.
     /// Blocks until the header has been read.
     fn read(&mut self) -> Result<Request, ReadError> {
+        // latency patch: the whole head must arrive in time; the per-read timeout alone let a
+        // client sending a byte now and then hold the connection's thread forever.
+        *self.head_deadline.lock().unwrap() = Some(Instant::now() + crate::HEAD_TIMEOUT);
+
         let (method, path, version, headers) = {
             // reading the request line
             let (method, path, version) = {
@@ -197,6 +208,10 @@ impl ClientConnection {
             }
         })?;
 
+        // latency patch: the head, and a small body read with it, are in; the body's reads
+        // each get the client timeout.
+        *self.head_deadline.lock().unwrap() = None;
+
         // return the request
         Ok(request)
     }
@@ -235,7 +250,11 @@ impl Iterator for ClientConnection {
                              // se we have to close
             }
 
-            Err(ReadError::ReadIoError(ref err)) if err.kind() == ErrorKind::TimedOut => {
+            // latency patch: a read timing out fails with `WouldBlock` on Unix, and only on
+            // Windows with `TimedOut`, so upstream closed the connection without its 408.
+            Err(ReadError::ReadIoError(ref err))
+                if matches!(err.kind(), ErrorKind::TimedOut | ErrorKind::WouldBlock) =>
+            {
                 // request timeout
                 let writer = self.sink.next().unwrap();
                 let response = Response::new_empty(StatusCode(408));

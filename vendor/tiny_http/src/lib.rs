@@ -127,6 +127,9 @@ mod util;
 
 /// latency patch: the longest a client may stay silent, or leave a response unread.
 const CLIENT_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(30);
+/// latency patch: the longest a request head may take to arrive, counted from when the
+/// connection is ready for it, however often the client sends a byte.
+const HEAD_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(30);
 
 /// The main class of this library.
 ///

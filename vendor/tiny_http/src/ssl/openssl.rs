@@ -4,6 +4,7 @@ use std::error::Error;
 use std::io::{Read, Write};
 use std::net::{Shutdown, SocketAddr};
 use std::sync::{Arc, Mutex};
+use std::time::Duration;
 use zeroize::Zeroizing;
 
 pub(crate) struct OpenSslStream {
@@ -21,6 +22,16 @@ impl SplitOpenSslStream {
 
     pub(crate) fn shutdown(&mut self, how: Shutdown) -> std::io::Result<()> {
         self.0.lock().unwrap().inner.get_mut().shutdown(how)
+    }
+
+    /// latency patch: for the request head's deadline (`RefinedTcpStream`).
+    pub(crate) fn set_read_timeout(&mut self, timeout: Duration) -> std::io::Result<()> {
+        self.0
+            .lock()
+            .unwrap()
+            .inner
+            .get_ref()
+            .set_read_timeout(timeout)
     }
 }
 

@@ -1,6 +1,8 @@
 use std::io::Result as IoResult;
-use std::io::{Read, Write};
+use std::io::{Error as IoError, ErrorKind, Read, Write};
 use std::net::{Shutdown, SocketAddr};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
 
 use crate::connection::Connection;
 #[cfg(any(feature = "ssl-openssl", feature = "ssl-rustls"))]
@@ -52,6 +54,15 @@ impl Stream {
             Stream::Https(ssl_stream) => ssl_stream.shutdown(how),
         }
     }
+
+    /// latency patch: for the request head's deadline.
+    fn set_read_timeout(&mut self, timeout: Duration) -> IoResult<()> {
+        match self {
+            Stream::Http(tcp_stream) => tcp_stream.set_read_timeout(timeout),
+            #[cfg(any(feature = "ssl-openssl", feature = "ssl-rustls"))]
+            Stream::Https(ssl_stream) => ssl_stream.set_read_timeout(timeout),
+        }
+    }
 }
 
 impl Read for Stream {
@@ -82,10 +93,15 @@ impl Write for Stream {
     }
 }
 
+/// latency patch: when the request head being read must be complete; `None` between heads.
+/// Shared by a connection and its stream.
+pub(crate) type HeadDeadline = Arc<Mutex<Option<Instant>>>;
+
 pub struct RefinedTcpStream {
     stream: Stream,
     close_read: bool,
     close_write: bool,
+    head_deadline: HeadDeadline,
 }
 
 impl RefinedTcpStream {
@@ -96,17 +112,20 @@ impl RefinedTcpStream {
         let stream: Stream = stream.into();
 
         let (read, write) = (stream.clone(), stream);
+        let head_deadline = HeadDeadline::default();
 
         let read = RefinedTcpStream {
             stream: read,
             close_read: true,
             close_write: false,
+            head_deadline: head_deadline.clone(),
         };
 
         let write = RefinedTcpStream {
             stream: write,
             close_read: false,
             close_write: true,
+            head_deadline,
         };
 
         (read, write)
@@ -120,6 +139,11 @@ impl RefinedTcpStream {
 
     pub(crate) fn peer_addr(&mut self) -> IoResult<Option<SocketAddr>> {
         self.stream.peer_addr()
+    }
+
+    /// latency patch: for the connection to set and clear.
+    pub(crate) fn head_deadline(&self) -> HeadDeadline {
+        self.head_deadline.clone()
     }
 }
 
@@ -137,6 +161,17 @@ impl Drop for RefinedTcpStream {
 
 impl Read for RefinedTcpStream {
     fn read(&mut self, buf: &mut [u8]) -> IoResult<usize> {
+        // latency patch: while a request head is read, a read may wait only for the time
+        // left, or a client sending a byte now and then would hold the connection forever.
+        let timeout = match *self.head_deadline.lock().unwrap() {
+            Some(deadline) => deadline.saturating_duration_since(Instant::now()),
+            None => crate::CLIENT_TIMEOUT,
+        };
+        if timeout.is_zero() {
+            let late = IoError::new(ErrorKind::TimedOut, "request head took too long");
+            return Err(late);
+        }
+        self.stream.set_read_timeout(timeout)?;
         self.stream.read(buf)
     }
 }
