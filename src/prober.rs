@@ -42,12 +42,14 @@ pub struct Settings {
 }
 
 /// Why an HTTP caller got no line.
-#[derive(Debug, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Unavailable {
     /// The prober thread has ended: the daemon is stopping.
     Stopped,
     /// The prober did not finish the probe in time (stalled, on a slow disk say).
     NoLineWithin(Duration),
+    /// The probe ended but its line is not in the results file (disk full, say).
+    NotStored { line: Line, reason: String },
 }
 
 impl fmt::Display for Unavailable {
@@ -63,12 +65,18 @@ impl fmt::Display for Unavailable {
                     duration::format(*wait)
                 )
             }
+            Unavailable::NotStored { line, reason } => {
+                write!(f, "measured '{line}' but could not store it: {reason}")
+            }
         }
     }
 }
 
+/// Where the prober sends a caller its line, once the line is stored.
+type Waiter = SyncSender<Result<Line, Unavailable>>;
+
 enum Command {
-    Probe(SyncSender<Line>),
+    Probe(Waiter),
     Retarget(Ipv4Addr),
 }
 
@@ -100,7 +108,7 @@ impl ProberHandle {
         line.recv_timeout(self.wait_limit).map_err(|err| match err {
             mpsc::RecvTimeoutError::Timeout => Unavailable::NoLineWithin(self.wait_limit),
             mpsc::RecvTimeoutError::Disconnected => Unavailable::Stopped,
-        })
+        })?
     }
 
     /// Probes go to `target` from now on (after SIGHUP re-resolved the host name).
@@ -124,7 +132,7 @@ impl ProberHandle {
 struct Pending {
     target: Ipv4Addr,
     sent: clock::LocalTime,
-    waiters: Vec<SyncSender<Line>>,
+    waiters: Vec<Waiter>,
 }
 
 pub struct Prober<S> {
@@ -236,7 +244,7 @@ impl<S: IcmpSocket> Prober<S> {
         }
     }
 
-    fn start_probe(&mut self, waiter: Option<SyncSender<Line>>) {
+    fn start_probe(&mut self, waiter: Option<Waiter>) {
         let ticket = self.tracker.next_ticket();
         let payload = packet::payload(self.settings.identity.token, ticket.counter);
         self.request.clear();
@@ -324,12 +332,15 @@ impl<S: IcmpSocket> Prober<S> {
 
     fn finish(&mut self, pending: Pending, outcome: Outcome) {
         let line = Line { sent: pending.sent, outcome };
-        if let Err(err) = self.store.append(&line) {
+        // A caller is told when its line is not in the file, rather than handed a line that
+        // the results will never show.
+        let stored = self.store.append(&line).map(|()| line).map_err(|err| {
             warn!("{err}; the line was: {line}");
-        }
+            Unavailable::NotStored { line, reason: err.to_string() }
+        });
         for waiter in pending.waiters {
             // A caller that gave up has dropped its receiver; nothing to tell it.
-            let _ = waiter.try_send(line);
+            let _ = waiter.try_send(stored.clone());
         }
         (self.on_line)(&line);
     }

@@ -6,7 +6,7 @@ import socket
 import threading
 import time
 
-from lab import DAEMON_IP, LINE, NOBODY, PORT, TARGET_IP
+from lab import DAEMON_IP, LINE, NOBODY, PORT, TARGET_IP, run
 
 SLOW = ("--target", TARGET_IP, "--interval", "60s", "--timeout", "1s")
 
@@ -330,3 +330,26 @@ def test_a_request_head_trickled_past_30s_gets_408(net, start):
     assert 28 < elapsed < 34, elapsed
     status, _, body = net.request("GET", "/latency")
     assert status == 200 and re.match(LINE, body.strip()) and daemon.alive()
+
+
+def test_a_line_the_disk_cannot_take_is_not_served_as_stored(net, start, tmp_path):
+    disk = tmp_path / "disk"
+    disk.mkdir()
+    run("mount", "-t", "tmpfs", "-o", "size=64k", "tmpfs", str(disk))
+    try:
+        # Exactly one page of whole lines, so the next line needs a page the full disk lacks.
+        results = disk / "results.txt"
+        results.write_text("[2025-08-12 06:56:53] Latency: 0.27 ms\n" * 64
+                           + "[2025-08-12 06:56:53] Latency: 12.34 ms\n" * 40)
+        assert results.stat().st_size == 4096
+        run("dd", "if=/dev/zero", f"of={disk / 'filler'}", "bs=4k", check=False)
+        before = results.read_bytes()
+        daemon = start(*SLOW, results=results).ready()
+        status, _, body = net.request("GET", "/latency")
+        assert status == 503 and "could not store it" in body and "No space left" in body, (status, body)
+        assert results.read_bytes() == before
+        (disk / "filler").unlink()
+        status, _, body = net.request("GET", "/latency")
+        assert status == 200 and body.strip() == daemon.lines()[-1], body
+    finally:
+        run("umount", "-l", str(disk))
