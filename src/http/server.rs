@@ -190,7 +190,7 @@ fn serve_results(request: tiny_http::Request, pool: &Pool, tail: Option<u64>, he
     let Some(excerpt) = excerpt else {
         return respond(request, text(200, String::new()));
     };
-    let body = Deadline::new(excerpt.file.take(excerpt.len), download_time(excerpt.len));
+    let body = Download::new(excerpt.file.take(excerpt.len), excerpt.len);
     let response = plain(Response::new(StatusCode(200), Vec::new(), body, Some(excerpt.len as usize), None));
     if head || excerpt.len == 0 {
         return respond(request, response);
@@ -229,24 +229,34 @@ fn download_time(len: u64) -> Duration {
     Duration::from_secs(30 + len / MIN_DOWNLOAD_RATE)
 }
 
-/// A reader that fails once its deadline has passed, ending the response.
-struct Deadline<R> {
+/// The body of a download: `len` bytes, or an error that leaves the response unfinished, so
+/// that the client sees a failed download rather than a short body that looks whole.
+struct Download<R> {
     inner: R,
+    remaining: u64,
     deadline: Instant,
 }
 
-impl<R> Deadline<R> {
-    fn new(inner: R, allowed: Duration) -> Self {
-        Deadline { inner, deadline: Instant::now() + allowed }
+impl<R> Download<R> {
+    fn new(inner: R, len: u64) -> Self {
+        Download { inner, remaining: len, deadline: Instant::now() + download_time(len) }
     }
 }
 
-impl<R: Read> Read for Deadline<R> {
+impl<R: Read> Read for Download<R> {
     fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
         if Instant::now() > self.deadline {
             return Err(io::Error::new(io::ErrorKind::TimedOut, "download took longer than its size allows"));
         }
-        self.inner.read(buf)
+        let read = self.inner.read(buf)?;
+        if read == 0 && self.remaining > 0 && !buf.is_empty() {
+            return Err(io::Error::new(
+                io::ErrorKind::UnexpectedEof,
+                "the results file shrank during the download (truncated in place, by copytruncate say)",
+            ));
+        }
+        self.remaining = self.remaining.saturating_sub(read as u64);
+        Ok(read)
     }
 }
 
@@ -268,11 +278,21 @@ mod tests {
 
     #[test]
     fn a_download_past_its_deadline_fails() {
-        let mut late = Deadline::new(io::Cursor::new(vec![1u8; 10]), Duration::ZERO);
+        let mut late = Download::new(io::Cursor::new(vec![1u8; 10]), 10);
+        late.deadline = Instant::now();
         std::thread::sleep(Duration::from_millis(2));
         assert_eq!(late.read(&mut [0; 4]).unwrap_err().kind(), io::ErrorKind::TimedOut);
-        let mut timely = Deadline::new(io::Cursor::new(vec![1u8; 10]), Duration::from_secs(60));
+        let mut timely = Download::new(io::Cursor::new(vec![1u8; 10]), 10);
         assert_eq!(timely.read(&mut [0; 4]).unwrap(), 4);
         assert_eq!(download_time(20_000_000), Duration::from_secs(30 + 305));
+    }
+
+    #[test]
+    fn a_download_that_comes_up_short_fails_instead_of_ending() {
+        let mut whole = Download::new(io::Cursor::new(vec![1u8; 10]), 10);
+        assert_eq!(io::copy(&mut whole, &mut io::sink()).unwrap(), 10);
+        let mut shrunk = Download::new(io::Cursor::new(vec![1u8; 6]), 10);
+        let err = io::copy(&mut shrunk, &mut io::sink()).unwrap_err();
+        assert_eq!(err.kind(), io::ErrorKind::UnexpectedEof);
     }
 }

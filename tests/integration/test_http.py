@@ -1,10 +1,13 @@
 """The HTTP interface as a client sees it: routing, status codes, HEAD, tails, streaming,
 and clients that misbehave."""
+import http.client
 import os
 import re
 import socket
 import threading
 import time
+
+import pytest
 
 from lab import DAEMON_IP, LINE, NOBODY, PORT, TARGET_IP, run
 
@@ -353,3 +356,24 @@ def test_a_line_the_disk_cannot_take_is_not_served_as_stored(net, start, tmp_pat
         assert status == 200 and body.strip() == daemon.lines()[-1], body
     finally:
         run("umount", "-l", str(disk))
+
+
+def test_a_download_cut_short_by_copytruncate_fails_visibly(net, start, tmp_path):
+    results = tmp_path / "state" / "results.txt"
+    results.parent.mkdir()
+    size = year_of_lines(results)
+    start("--target", TARGET_IP, "--interval", "60s", "--timeout", "1s", "--results", str(results)).ready()
+    conn = net.connect()
+    # A fixed receive buffer: with the daemon's send buffer, far less than the file is in
+    # flight when it is truncated.
+    conn.sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 65536)
+    conn.request("GET", "/latency-results")
+    response = conn.getresponse()
+    first = response.read(65536)
+    os.truncate(results, 0)
+    with pytest.raises(http.client.IncompleteRead):
+        response.read()
+    assert len(first) < size
+    conn.close()
+    status, _, body = net.request("GET", "/latency")
+    assert status == 200 and re.match(LINE, body.strip()), body

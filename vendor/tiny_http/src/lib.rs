@@ -335,9 +335,10 @@ impl Server {
                                 // pipelining requests without reading could then tie up one
                                 // worker per request; now a connection has one request in
                                 // flight, and the next is read once it is answered.
-                                let (sender, receiver) = mpsc::channel();
+                                // A request that drops its sender unsent ends the connection.
                                 for rq in client {
-                                    messages.push(rq.with_notify_sender(sender.clone()).into());
+                                    let (sender, receiver) = mpsc::channel();
+                                    messages.push(rq.with_notify_sender(sender).into());
                                     if receiver.recv().is_err() {
                                         break;
                                     }

@@ -435,7 +435,13 @@ impl Request {
     {
         let res = self.respond_impl(response);
         if let Some(sender) = self.notify_when_responded.take() {
-            sender.send(()).unwrap();
+            // latency patch: a response that failed part-way leaves its connection in the
+            // middle of a message. The sender is dropped unsent, which ends the connection,
+            // rather than reading the next request from it while the client waits for the
+            // rest of this response.
+            if res.is_ok() {
+                sender.send(()).unwrap();
+            }
         }
         res
     }

@@ -430,11 +430,24 @@ where
         // sending the body
         if !do_not_send_body {
             match transfer_encoding {
+                // latency patch: chunks are written here rather than by chunked_transfer's
+                // Encoder, whose drop ends the body with the last chunk even after reading it
+                // failed, so that a body cut short looked whole to the client. A failed body
+                // now ends without the last chunk.
                 Some(TransferEncoding::Chunked) => {
-                    use chunked_transfer::Encoder;
-
-                    let mut writer = Encoder::new(writer);
-                    io::copy(&mut reader, &mut writer)?;
+                    let mut chunk = vec![0; 8192];
+                    loop {
+                        let len = match reader.read(&mut chunk) {
+                            Ok(0) => break,
+                            Ok(len) => len,
+                            Err(err) if err.kind() == io::ErrorKind::Interrupted => continue,
+                            Err(err) => return Err(err),
+                        };
+                        write!(writer, "{:X}\r\n", len)?;
+                        writer.write_all(&chunk[..len])?;
+                        writer.write_all(b"\r\n")?;
+                    }
+                    writer.write_all(b"0\r\n\r\n")?;
                 }
 
                 Some(TransferEncoding::Identity) => {
