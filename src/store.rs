@@ -4,9 +4,11 @@
 use std::fmt;
 use std::fs::{self, File, OpenOptions};
 use std::io::{self, Read, Seek, SeekFrom, Write};
-use std::os::unix::fs::{FileTypeExt, OpenOptionsExt};
+use std::os::unix::fs::{FileExt, FileTypeExt, MetadataExt, OpenOptionsExt};
 use std::path::{Path, PathBuf};
 use std::sync::{Mutex, MutexGuard};
+
+use log::warn;
 
 use crate::line::{self, Line};
 
@@ -65,8 +67,36 @@ pub struct Repair {
 /// Part of the results file for a reader: `file` positioned at the start, `len` bytes of
 /// complete lines from there.
 pub struct Excerpt {
-    pub file: File,
+    pub file: Reader,
     pub len: u64,
+}
+
+/// Reads the file the daemon appends to, at a position of its own: readers share the open
+/// file with the appender (whose `O_APPEND` writes ignore positions) and with each other.
+pub struct Reader {
+    file: File,
+    position: u64,
+}
+
+impl Read for Reader {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        let read = self.file.read_at(buf, self.position)?;
+        self.position += read as u64;
+        Ok(read)
+    }
+}
+
+impl Seek for Reader {
+    fn seek(&mut self, to: SeekFrom) -> io::Result<u64> {
+        let position = match to {
+            SeekFrom::Start(position) => Some(position),
+            SeekFrom::Current(delta) => self.position.checked_add_signed(delta),
+            SeekFrom::End(delta) => self.file.metadata()?.len().checked_add_signed(delta),
+        };
+        self.position =
+            position.ok_or_else(|| io::Error::new(io::ErrorKind::InvalidInput, "seek before the start"))?;
+        Ok(self.position)
+    }
 }
 
 pub struct Store {
@@ -90,6 +120,7 @@ impl Store {
     pub fn append(&self, line: &Line) -> Result<(), StoreError> {
         let text = format!("{line}\n");
         let mut file = self.lock();
+        self.replace_if_deleted(&mut file);
         let written = file.write(text.as_bytes()).map_err(|err| self.write_error(err))?;
         if written == text.len() {
             return Ok(());
@@ -109,23 +140,35 @@ impl Store {
         Ok(repair)
     }
 
-    /// The complete lines now in the file, or only the last `tail` of them. `None` when the
-    /// file does not exist (moved away and not yet reopened).
-    pub fn excerpt(&self, tail: Option<u64>) -> Result<Option<Excerpt>, StoreError> {
+    /// The complete lines now in the file the daemon appends to (which after a rotation,
+    /// until SIGHUP, is no longer at the path), or only the last `tail` of them.
+    pub fn excerpt(&self, tail: Option<u64>) -> Result<Excerpt, StoreError> {
         let read_error = |err| StoreError::Read { path: self.path.clone(), err };
-        let mut file = match OpenOptions::new().read(true).custom_flags(libc::O_NONBLOCK).open(&self.path) {
-            Ok(file) => file,
-            Err(err) if err.kind() == io::ErrorKind::NotFound => return Ok(None),
-            Err(err) => return Err(read_error(err)),
-        };
-        let len = regular_len(&file, &self.path)?;
-        let end = complete_len(&mut file, len).map_err(read_error)?;
+        let file = self.lock().try_clone().map_err(read_error)?;
+        let mut reader = Reader { file, position: 0 };
+        let len = reader.file.metadata().map_err(read_error)?.len();
+        let end = complete_len(&mut reader, len).map_err(read_error)?;
         let start = match tail {
-            Some(lines) => tail_start(&mut file, end, lines).map_err(read_error)?,
+            Some(lines) => tail_start(&mut reader, end, lines).map_err(read_error)?,
             None => 0,
         };
-        file.seek(SeekFrom::Start(start)).map_err(read_error)?;
-        Ok(Some(Excerpt { file, len: end - start }))
+        reader.position = start;
+        Ok(Excerpt { file: reader, len: end - start })
+    }
+
+    /// A results file deleted while open would swallow every later line: a new one is
+    /// created at the path instead.
+    fn replace_if_deleted(&self, file: &mut File) {
+        if !file.metadata().is_ok_and(|metadata| metadata.nlink() == 0) {
+            return;
+        }
+        match open_for_append(&self.path) {
+            Ok((new, _)) => {
+                warn!("{} was deleted; appending to a new file there", self.path.display());
+                *file = new;
+            }
+            Err(err) => warn!("{} was deleted, and a new one cannot be made: {err}", self.path.display()),
+        }
     }
 
     fn lock(&self) -> MutexGuard<'_, File> {
@@ -170,8 +213,8 @@ fn open_for_append(path: &Path) -> Result<(File, Option<Repair>), StoreError> {
 }
 
 /// The length of `file`, if it is a regular file. A FIFO or a device at the path would block
-/// the prober's appends or a reader's open (hence `O_NONBLOCK` on both opens, which regular
-/// files ignore), or swallow the lines (`/dev/null`).
+/// the prober's appends (hence `O_NONBLOCK` on the open, which regular files ignore), or
+/// swallow the lines (`/dev/null`).
 fn regular_len(file: &File, path: &Path) -> Result<u64, StoreError> {
     let metadata = file.metadata().map_err(|err| StoreError::Read { path: path.to_path_buf(), err })?;
     let kind = metadata.file_type();
