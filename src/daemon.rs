@@ -178,7 +178,8 @@ pub fn run(config: Config) -> Result<(), DaemonError> {
         duration::format(config.interval),
         duration::format(config.timeout),
         socket.kind(),
-        config.listen,
+        // The bound address: with port 0 the kernel picked the port.
+        http.server_addr(),
         store.path().display()
     );
 

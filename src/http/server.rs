@@ -189,7 +189,8 @@ fn serve_results(request: tiny_http::Request, pool: &Pool, tail: Option<u64>, he
     };
     let body = Download::new(excerpt.file.take(excerpt.len), excerpt.len);
     let response = plain(Response::new(StatusCode(200), Vec::new(), body, Some(excerpt.len as usize), None));
-    if head || excerpt.len == 0 {
+    // A tail or a short file is sent at once; only long downloads need a slot.
+    if head || excerpt.len <= SHORT_DOWNLOAD {
         return respond(request, response);
     }
     let Some(_slot) = Slot::take(&pool.downloads, MAX_DOWNLOADS) else {
@@ -200,6 +201,9 @@ fn serve_results(request: tiny_http::Request, pool: &Pool, tail: Option<u64>, he
     };
     respond(request, response);
 }
+
+/// A download this short fits the socket buffers: it holds its worker for a moment only.
+const SHORT_DOWNLOAD: u64 = 64 * 1024;
 
 /// One of a limited number of places, given back when dropped (also by a panic).
 struct Slot<'a>(&'a AtomicUsize);

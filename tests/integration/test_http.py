@@ -391,3 +391,26 @@ def test_a_download_cut_short_by_copytruncate_fails_visibly(net, start, tmp_path
     conn.close()
     status, _, body = net.request("GET", "/latency")
     assert status == 200 and re.match(LINE, body.strip()), body
+
+
+def test_long_downloads_are_limited_but_tails_are_not(net, start, tmp_path):
+    results = tmp_path / "state" / "results.txt"
+    results.parent.mkdir()
+    year_of_lines(results)
+    start("--target", TARGET_IP, "--interval", "60s", "--timeout", "1s", "--results", str(results)).ready()
+    stalled = []
+    for _ in range(32):
+        conn = net.connect()
+        conn.sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+        conn.request("GET", "/latency-results")
+        stalled.append(conn)
+    time.sleep(0.5)
+    status, headers, body = net.request("GET", "/latency-results")
+    assert status == 503 and headers["Retry-After"] == "1" and "too many downloads" in body, status
+    status, _, body = net.request("GET", "/latency-results?tail=2")
+    assert status == 200 and body.count("\n") == 2, body
+    for conn in stalled:
+        conn.close()
+    time.sleep(0.5)
+    status, _, body = net.request("GET", "/latency-results")
+    assert status == 200 and len(body) == results.stat().st_size, "the slots came back"

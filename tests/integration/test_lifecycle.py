@@ -204,3 +204,12 @@ def test_the_watchdog_ping_is_withheld_while_the_prober_is_stalled(net, start, n
     while listener.recv(4096).decode() != "WATCHDOG=1":
         pass
     assert daemon.alive()
+
+
+def test_the_start_line_names_the_port_the_kernel_picked(net, start):
+    daemon = start(*FAST, "--listen", f"{DAEMON_IP}:0")
+    text = daemon.wait_for("listening on http://")
+    port = int(re.search(rf"listening on http://{DAEMON_IP}:(\d+),", text).group(1))
+    assert port != 0
+    status, _, _ = net.request("GET", "/latency-results", port=port)
+    assert status == 200
