@@ -27,5 +27,7 @@ pub mod prober;
 pub mod schedule;
 /// The append-only results file: repair, append, reopen, snapshots and tails.
 pub mod store;
+/// At most a burst of like log lines per window, and a count of the rest.
+pub mod throttle;
 /// Probes in flight keyed by sequence: replies, duplicates, late replies, expiry.
 pub mod tracker;

@@ -19,7 +19,13 @@ use crate::packet::icmp::{self, Echo, ErrorKind, Message, Quoted};
 use crate::packet::{self, Token};
 use crate::schedule::Schedule;
 use crate::store::Store;
+use crate::throttle::Throttle;
 use crate::tracker::{Tracker, Verdict};
+
+/// At most this many "ignored a reply" lines per window: a flood of forged or stray replies
+/// must not fill the journal.
+const IGNORED_LOG_BURST: u32 = 20;
+const IGNORED_LOG_WINDOW: Duration = Duration::from_secs(60);
 
 /// Large enough for any echo reply on a jumbo-frame link.
 const RECEIVE_BUFFER: usize = 9216;
@@ -146,6 +152,7 @@ pub struct Prober<S> {
     heartbeat: Arc<Heartbeat>,
     on_line: Box<dyn FnMut(&Line) + Send>,
     request: Vec<u8>,
+    ignored_log: Throttle,
 }
 
 impl<S: IcmpSocket> Prober<S> {
@@ -176,6 +183,7 @@ impl<S: IcmpSocket> Prober<S> {
             heartbeat,
             on_line,
             request: Vec::with_capacity(packet::icmp::HEADER_LEN + packet::PAYLOAD_LEN),
+            ignored_log: Throttle::new(IGNORED_LOG_WINDOW, IGNORED_LOG_BURST),
         };
         (prober, handle)
     }
@@ -271,37 +279,41 @@ impl<S: IcmpSocket> Prober<S> {
             Ok(Message::EchoReply { echo, checksum_valid }) if ours(echo.identifier) => {
                 let sequence = echo.sequence;
                 if !checksum_valid {
-                    return warn!("ignored a reply from {source} to probe {sequence}: bad ICMP checksum");
+                    return self.ignored(format_args!(
+                        "ignored a reply from {source} to probe {sequence}: bad ICMP checksum"
+                    ));
                 }
                 let Some(counter) = packet::payload_counter(self.settings.identity.token, echo.payload)
                 else {
-                    return warn!(
+                    return self.ignored(format_args!(
                         "ignored a reply from {source} to probe {sequence}: its payload is not the one sent"
-                    );
+                    ));
                 };
                 // Each probe keeps the address it went to, so a SIGHUP that moved the target
                 // does not turn the probe in flight into a timeout.
-                if let Some(pending) = self.tracker.get(counter).filter(|pending| pending.target != source) {
-                    return warn!(
-                        "ignored a reply to probe {sequence} from {source}: it went to {}",
-                        pending.target
-                    );
+                if let Some(sent_to) = self.tracker.get(counter).map(|pending| pending.target)
+                    && sent_to != source
+                {
+                    return self.ignored(format_args!(
+                        "ignored a reply to probe {sequence} from {source}: it went to {sent_to}"
+                    ));
                 }
                 match self.tracker.reply(sequence, counter, arrival.at) {
                     Verdict::Answered { rtt, tag } => {
                         debug!("reply from {source} to probe {sequence}: {} µs", rtt.as_micros());
                         self.finish(tag, Outcome::Reply(rtt));
                     }
-                    Verdict::Duplicate => {
-                        info!("ignored a duplicate reply from {source} to probe {sequence}")
+                    Verdict::Duplicate => self
+                        .ignored(format_args!("ignored a duplicate reply from {source} to probe {sequence}")),
+                    Verdict::Late => {
+                        let timeout = duration::format(self.settings.timeout);
+                        self.ignored(format_args!(
+                            "ignored a reply from {source} to probe {sequence}: it came after the {timeout} timeout"
+                        ))
                     }
-                    Verdict::Late => warn!(
-                        "ignored a reply from {source} to probe {sequence}: it came after the {} timeout",
-                        duration::format(self.settings.timeout)
-                    ),
-                    Verdict::Unknown => {
-                        warn!("ignored a reply from {source} naming probe {sequence}, which was never sent")
-                    }
+                    Verdict::Unknown => self.ignored(format_args!(
+                        "ignored a reply from {source} naming probe {sequence}, which was never sent"
+                    )),
                 }
             }
             Ok(Message::Error { kind, quoted, checksum_valid })
@@ -310,6 +322,16 @@ impl<S: IcmpSocket> Prober<S> {
                 self.fail(kind, quoted, source)
             }
             Ok(_) => {}
+        }
+    }
+
+    /// Logs why a packet was ignored, unless a flood of them is being held back.
+    fn ignored(&mut self, why: fmt::Arguments) {
+        if let Some(held_back) = self.ignored_log.admit(Instant::now()) {
+            if held_back > 0 {
+                warn!("{held_back} more ignored packets were not logged, to keep the journal readable");
+            }
+            warn!("{why}");
         }
     }
 

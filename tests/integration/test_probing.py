@@ -75,6 +75,13 @@ def test_bad_checksum_replies_are_refused(net, start, responder):
     timeouts_only(daemon, 3, "bad ICMP checksum")
 
 
+def test_a_flood_of_refused_replies_is_not_logged_line_by_line(net, start, responder):
+    responder("--mode", "bad-checksum")
+    daemon = start("--target", TARGET_IP, "--interval", "100ms", "--timeout", "50ms").ready()
+    timeouts_only(daemon, 30, "bad ICMP checksum")
+    assert daemon.text().count("bad ICMP checksum") == 20, "20 such lines a minute at most"
+
+
 def test_replies_with_changed_sequence_or_payload_are_refused(net, start, responder, tmp_path):
     for mode, reason in (("wrong-seq", "never sent"), ("wrong-payload", "payload is not the one sent")):
         process = responder("--mode", mode)
