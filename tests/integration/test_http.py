@@ -4,12 +4,11 @@ import http.client
 import os
 import re
 import socket
-import threading
 import time
 
 import pytest
 
-from lab import DAEMON_IP, LINE, NOBODY, PORT, TARGET_IP, run
+from lab import LINE, NOBODY, TARGET_IP, run
 
 SLOW = ("--target", TARGET_IP, "--interval", "60s", "--timeout", "1s")
 
@@ -82,6 +81,26 @@ def year_of_lines(path, count=525_600):
     return len(line) * count
 
 
+def serving_a_year(start, tmp_path):
+    """A daemon serving a year-long results file: its path and size."""
+    results = tmp_path / "state" / "results.txt"
+    results.parent.mkdir()
+    size = year_of_lines(results)
+    start(*SLOW, "--results", str(results)).ready()
+    return results, size
+
+
+def stalled_downloads(net, count):
+    """Connections that each ask for the whole file and never read it."""
+    stalled = []
+    for _ in range(count):
+        conn = net.connect()
+        conn.sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+        conn.request("GET", "/latency-results")
+        stalled.append(conn)
+    return stalled
+
+
 def rss_kib(pid):
     for row in open(f"/proc/{pid}/status"):
         if row.startswith("VmRSS:"):
@@ -114,18 +133,10 @@ def test_a_year_of_results_streams_without_growing_memory(net, start, tmp_path):
 
 
 def test_silent_and_slow_clients_do_not_stall_others(net, start, tmp_path):
-    results = tmp_path / "state" / "results.txt"
-    results.parent.mkdir()
-    year_of_lines(results)
-    start("--target", TARGET_IP, "--interval", "60s", "--timeout", "1s", "--results", str(results)).ready()
+    serving_a_year(start, tmp_path)
     # Ten clients that connect and say nothing, and ten that ask for the whole file and never read.
     silent = [net.connect() for _ in range(10)]
-    stalled = []
-    for _ in range(10):
-        conn = net.connect()
-        conn.sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
-        conn.request("GET", "/latency-results")
-        stalled.append(conn)
+    stalled = stalled_downloads(net, 10)
     time.sleep(0.5)
     began = time.monotonic()
     for _ in range(10):
@@ -166,10 +177,7 @@ def test_huge_or_endless_request_bodies_change_nothing(net, start):
 
 
 def test_a_pipelining_client_that_never_reads_holds_one_worker(net, start, tmp_path):
-    results = tmp_path / "state" / "results.txt"
-    results.parent.mkdir()
-    year_of_lines(results)
-    start("--target", TARGET_IP, "--interval", "60s", "--timeout", "1s", "--results", str(results)).ready()
+    serving_a_year(start, tmp_path)
     greedy = net.connect()
     greedy.sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
     greedy.sock.sendall(b"GET /latency-results HTTP/1.1\r\nHost: t\r\n\r\n" * 300)
@@ -373,10 +381,7 @@ def test_a_line_the_disk_cannot_take_is_not_served_as_stored(net, start, tmp_pat
 
 
 def test_a_download_cut_short_by_copytruncate_fails_visibly(net, start, tmp_path):
-    results = tmp_path / "state" / "results.txt"
-    results.parent.mkdir()
-    size = year_of_lines(results)
-    start("--target", TARGET_IP, "--interval", "60s", "--timeout", "1s", "--results", str(results)).ready()
+    results, size = serving_a_year(start, tmp_path)
     conn = net.connect()
     # A fixed receive buffer: with the daemon's send buffer, far less than the file is in
     # flight when it is truncated.
@@ -394,16 +399,8 @@ def test_a_download_cut_short_by_copytruncate_fails_visibly(net, start, tmp_path
 
 
 def test_long_downloads_are_limited_but_tails_are_not(net, start, tmp_path):
-    results = tmp_path / "state" / "results.txt"
-    results.parent.mkdir()
-    year_of_lines(results)
-    start("--target", TARGET_IP, "--interval", "60s", "--timeout", "1s", "--results", str(results)).ready()
-    stalled = []
-    for _ in range(32):
-        conn = net.connect()
-        conn.sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
-        conn.request("GET", "/latency-results")
-        stalled.append(conn)
+    results, _ = serving_a_year(start, tmp_path)
+    stalled = stalled_downloads(net, 32)
     time.sleep(0.5)
     status, headers, body = net.request("GET", "/latency-results")
     assert status == 503 and headers["Retry-After"] == "1" and "too many downloads" in body, status
