@@ -72,8 +72,8 @@ Options (each also read from the environment variable shown; the flag wins):
   --target HOST        LATENCY_TARGET    IPv4 address or host name to probe (default: none,
                                          the daemon idles and /latency answers 503)
   --interval DUR       LATENCY_INTERVAL  time between scheduled probes (default: 60s)
-  --timeout DUR        LATENCY_TIMEOUT   how long to wait for a reply (default: 2s, or half
-                                         the interval if that is shorter)
+  --timeout DUR        LATENCY_TIMEOUT   how long to wait for a reply, at most 1m (default: 2s,
+                                         or half the interval if that is shorter)
   --listen ADDR:PORT   LATENCY_LISTEN    HTTP listen address (default: 0.0.0.0:5000)
   --results PATH       LATENCY_RESULTS   results file (default: $STATE_DIRECTORY/results.txt,
                                          else /var/lib/latency/results.txt)
