@@ -317,8 +317,9 @@ def test_oversized_request_heads_are_refused_while_memory_stays_small(net, start
 def test_a_body_left_unread_is_never_read_as_requests(net, start):
     daemon = start(*SLOW).ready()
     inner = b"GET /latency-results?tail=1 HTTP/1.1\r\n\r\n"
-    # 70,040 bytes: more than the 64 KiB tiny_http skips; then a chunked body.
-    framings = (b"Content-Length: %d\r\n\r\n%s" % (len(inner) * 1751, inner * 1751),
+    # A short body, a long one (70,040 bytes), and a chunked one: each full of requests.
+    framings = (b"Content-Length: %d\r\n\r\n%s" % (len(inner), inner),
+                b"Content-Length: %d\r\n\r\n%s" % (len(inner) * 1751, inner * 1751),
                 b"Transfer-Encoding: chunked\r\n\r\n%x\r\n%s\r\n0\r\n\r\n" % (len(inner), inner))
     for framing in framings:
         conn = net.connect()
@@ -328,6 +329,26 @@ def test_a_body_left_unread_is_never_read_as_requests(net, start):
         assert reply.startswith(b"HTTP/1.1 200 ") and reply.count(b"HTTP/1.1 ") == 1, (framing[:30], reply[-200:])
     status, _, body = net.request("GET", "/latency")
     assert status == 200 and re.match(LINE, body.strip()) and daemon.alive()
+
+
+def test_a_body_trickled_in_holds_no_worker(net, start):
+    # The daemon reads no request body: the request is answered and its connection closed at
+    # once, however slowly the body would come.
+    start(*SLOW).ready()
+    trickling = []
+    for _ in range(130):
+        conn = net.connect()
+        conn.sock.sendall(b"GET /latency-results?tail=1 HTTP/1.1\r\nHost: t\r\n"
+                          b"Content-Length: 65536\r\nConnection: close\r\n\r\nx")
+        trickling.append(conn)
+    for conn in trickling:
+        assert reply_then_close(conn.sock).startswith(b"HTTP/1.1 200 ")
+    # The clients stay connected, as a trickling client would.
+    began = time.monotonic()
+    status, _, body = net.request("GET", "/latency", timeout=5)
+    assert status == 200 and time.monotonic() - began < 2.0, body
+    for conn in trickling:
+        conn.close()
 
 
 def test_a_request_head_trickled_past_30s_gets_408(net, start):

@@ -10,7 +10,7 @@ use std::time::Instant;
 
 use crate::common::{HTTPVersion, Method};
 use crate::util::refined_tcp_stream::HeadDeadline;
-use crate::util::{RefinedTcpStream, MAX_SKIP};
+use crate::util::RefinedTcpStream;
 use crate::util::{SequentialReader, SequentialReaderBuilder, SequentialWriterBuilder};
 use crate::Request;
 
@@ -333,14 +333,14 @@ impl Iterator for ClientConnection {
             _ => (),
         };
 
-        // latency patch: a body left unread is skipped only when its length is known and at
-        // most `MAX_SKIP`. Otherwise the next request could only be read from the body's own
-        // bytes, which a client could fill with requests that a proxy in front never saw.
+        // latency patch: a request with a body is the last on its connection. The body is
+        // never read (`EqualReader`), so the next request could only be read from the body's
+        // own bytes, which a client could fill with requests that a proxy in front never saw.
         let chunked = rq
             .headers()
             .iter()
             .any(|h| h.field.equiv("Transfer-Encoding"));
-        if chunked || rq.body_length().is_some_and(|length| length > MAX_SKIP) {
+        if chunked || rq.body_length().is_some_and(|length| length > 0) {
             self.no_more_requests = true;
         }
 

@@ -3,15 +3,11 @@ use std::io::Result as IoResult;
 use std::sync::mpsc::channel;
 use std::sync::mpsc::{Receiver, Sender};
 
-/// latency patch: the longest body skipped when left unread; a longer one is left in the
-/// stream, and ends the connection (`ClientConnection`).
-pub const MAX_SKIP: usize = 64 * 1024;
-
 /// A `Reader` that reads exactly the number of bytes from a sub-reader.
 ///
 /// If the limit is reached, it returns EOF. If the limit is not reached
-/// when the destructor is called, the remaining bytes will be read and
-/// thrown away.
+/// when the destructor is called, the remaining bytes are left unread
+/// (latency patch).
 pub struct EqualReader<R>
 where
     R: Read,
@@ -68,33 +64,13 @@ where
     R: Read,
 {
     fn drop(&mut self) {
-        // latency patch: upstream allocated a buffer of the body's declared size, so one
-        // `Content-Length: 1099511627776` aborted the process. Skip small bodies through a
-        // fixed buffer; give up on large ones, which ends the connection.
-        let mut remaining_to_read = self.size;
-        if remaining_to_read > MAX_SKIP {
-            let too_large = std::io::Error::new(std::io::ErrorKind::Other, "request body too large to skip");
-            self.last_read_signal.send(Err(too_large)).ok();
-            return;
-        }
-        let mut buf = [0u8; 8192];
-
-        while remaining_to_read > 0 {
-            let buf = &mut buf[..remaining_to_read.min(8192)];
-
-            match self.reader.read(buf) {
-                Err(e) => {
-                    self.last_read_signal.send(Err(e)).ok();
-                    break;
-                }
-                Ok(0) => {
-                    self.last_read_signal.send(Ok(())).ok();
-                    break;
-                }
-                Ok(other) => {
-                    remaining_to_read -= other;
-                }
-            }
+        // latency patch: upstream read an unread body to its end here, through a buffer of
+        // its declared size (one `Content-Length: 1099511627776` aborted the process), and in
+        // the thread that answered the request, which a client trickling the body in then
+        // held. The body is left unread; its connection ends (`ClientConnection`).
+        if self.size > 0 {
+            let unread = std::io::Error::new(std::io::ErrorKind::Other, "request body left unread");
+            self.last_read_signal.send(Err(unread)).ok();
         }
     }
 }
