@@ -331,6 +331,20 @@ def test_a_body_left_unread_is_never_read_as_requests(net, start):
     assert status == 200 and re.match(LINE, body.strip()) and daemon.alive()
 
 
+def test_a_doubtful_content_length_gets_400_and_a_closed_connection(net, start):
+    # Lengths a proxy in front may read differently; what follows must not become a request.
+    daemon = start(*SLOW).ready()
+    inner = b"GET /latency-results?tail=1 HTTP/1.1\r\n\r\n"
+    for lengths in ([b"10", b"70000"], [b"-1"], [b"+10"], [b"99999999999999999999999"], [b""]):
+        head = b"".join(b"Content-Length: %s\r\n" % length for length in lengths)
+        conn = net.connect()
+        conn.sock.sendall(b"GET /latency HTTP/1.1\r\nHost: t\r\n" + head + b"\r\n" + inner)
+        reply = reply_then_close(conn.sock)
+        conn.close()
+        assert reply.startswith(b"HTTP/1.1 400 ") and reply.count(b"HTTP/1.1 ") == 1, (lengths, reply[:200])
+    assert daemon.alive()
+
+
 def test_a_body_trickled_in_holds_no_worker(net, start):
     # The daemon reads no request body: the request is answered and its connection closed at
     # once, however slowly the body would come.

@@ -8,7 +8,7 @@ use std::net::SocketAddr;
 use std::str::FromStr;
 use std::time::Instant;
 
-use crate::common::{HTTPVersion, Method};
+use crate::common::{HTTPVersion, Header, Method};
 use crate::util::refined_tcp_stream::HeadDeadline;
 use crate::util::RefinedTcpStream;
 use crate::util::{SequentialReader, SequentialReaderBuilder, SequentialWriterBuilder};
@@ -166,6 +166,22 @@ impl ClientConnection {
                         Ok(h) => h,
                         _ => return Err(ReadError::WrongHeader(version)),
                     });
+                }
+
+                // latency patch: upstream took the first `Content-Length` that parsed, and
+                // read none at all from `-1` or an overflowing value, so the body's bytes
+                // were read as the next request. RFC 9112 section 6.3 wants 400 for these.
+                let mut lengths = headers
+                    .iter()
+                    .filter(|h: &&Header| h.field.equiv("Content-Length"))
+                    .map(|h| h.value.as_str());
+                if let Some(first) = lengths.next() {
+                    let valid = !first.is_empty()
+                        && first.bytes().all(|b| b.is_ascii_digit())
+                        && first.parse::<usize>().is_ok();
+                    if !valid || lengths.any(|other| other != first) {
+                        return Err(ReadError::WrongHeader(version));
+                    }
                 }
 
                 headers
