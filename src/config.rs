@@ -243,6 +243,10 @@ fn parse_results_path(given: &Given) -> Result<PathBuf, ConfigError> {
     if given.value.ends_with('/') || path.file_name().is_none() {
         return Err(given.error("expected a file path, like /var/lib/latency/results.txt"));
     }
+    // The path appears in log lines, where a newline would start a forged one.
+    if given.value.chars().any(char::is_control) {
+        return Err(given.error("must not contain control characters such as a newline"));
+    }
     Ok(path)
 }
 
@@ -347,6 +351,7 @@ mod tests {
                 "--timeout 5s: must be shorter than the interval (5s)",
             ),
             (&["--results", "/var/lib/"], &[], "--results /var/lib/: expected a file path"),
+            (&["--results", "/tmp/x\nERROR forged"], &[], "--results /tmp/x\\nERROR forged: must not contain"),
             (&["--bogus"], &[], "--bogus: unknown option"),
             (&["--target"], &[], "--target: needs a value"),
             (&[], &[("LATENCY_INTERVAL", "fast")], "LATENCY_INTERVAL fast: expected a whole number"),

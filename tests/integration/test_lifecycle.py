@@ -112,6 +112,7 @@ BAD_FLAGS = [
     (["--target", "224.0.0.1"], "--target 224.0.0.1: is a broadcast or multicast address"),
     (["--interval", "1h", "--timeout", "2m"], "--timeout 2m: must be at most 1m"),
     (["--interval", "5s\nINFO forged line"], "--interval 5s\\nINFO forged line: unknown unit"),
+    (["--results", "/tmp/x\nERROR forged/results.txt"], "--results /tmp/x\\nERROR forged/results.txt: must not"),
     (["--target", "nosuch.invalid"], "target nosuch.invalid: cannot resolve"),
     (["--results", "/proc/version/results.txt"], "/proc/version"),
     (["--results", "/proc/sys/latency/results.txt"], "/proc/sys/latency"),
