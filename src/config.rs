@@ -351,7 +351,11 @@ mod tests {
                 "--timeout 5s: must be shorter than the interval (5s)",
             ),
             (&["--results", "/var/lib/"], &[], "--results /var/lib/: expected a file path"),
-            (&["--results", "/tmp/x\nERROR forged"], &[], "--results /tmp/x\\nERROR forged: must not contain"),
+            (
+                &["--results", "/tmp/x\nERROR forged"],
+                &[],
+                "--results /tmp/x\\nERROR forged: must not contain",
+            ),
             (&["--bogus"], &[], "--bogus: unknown option"),
             (&["--target"], &[], "--target: needs a value"),
             (&[], &[("LATENCY_INTERVAL", "fast")], "LATENCY_INTERVAL fast: expected a whole number"),
