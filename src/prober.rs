@@ -22,10 +22,10 @@ use crate::store::Store;
 use crate::throttle::Throttle;
 use crate::tracker::{Tracker, Verdict};
 
-/// At most this many "ignored a reply" lines per window: a flood of forged or stray replies
-/// must not fill the journal.
-const IGNORED_LOG_BURST: u32 = 20;
-const IGNORED_LOG_WINDOW: Duration = Duration::from_secs(60);
+/// At most this many lines of one kind per window: a flood of forged replies, or of callers
+/// while the disk is full, must not fill the journal.
+const LOG_BURST: u32 = 20;
+const LOG_WINDOW: Duration = Duration::from_secs(60);
 
 /// Large enough for any echo reply on a jumbo-frame link.
 const RECEIVE_BUFFER: usize = 9216;
@@ -153,6 +153,7 @@ pub struct Prober<S> {
     on_line: Box<dyn FnMut(&Line) + Send>,
     request: Vec<u8>,
     ignored_log: Throttle,
+    store_error_log: Throttle,
 }
 
 impl<S: IcmpSocket> Prober<S> {
@@ -183,7 +184,8 @@ impl<S: IcmpSocket> Prober<S> {
             heartbeat,
             on_line,
             request: Vec::with_capacity(packet::icmp::HEADER_LEN + packet::PAYLOAD_LEN),
-            ignored_log: Throttle::new(IGNORED_LOG_WINDOW, IGNORED_LOG_BURST),
+            ignored_log: Throttle::new(LOG_WINDOW, LOG_BURST),
+            store_error_log: Throttle::new(LOG_WINDOW, LOG_BURST),
         };
         (prober, handle)
     }
@@ -327,12 +329,7 @@ impl<S: IcmpSocket> Prober<S> {
 
     /// Logs why a packet was ignored, unless a flood of them is being held back.
     fn ignored(&mut self, why: fmt::Arguments) {
-        if let Some(held_back) = self.ignored_log.admit(Instant::now()) {
-            if held_back > 0 {
-                warn!("{held_back} more ignored packets were not logged, to keep the journal readable");
-            }
-            warn!("{why}");
-        }
+        warn_throttled(&mut self.ignored_log, why);
     }
 
     /// The kernel delivered only errors about this socket's own requests to its queue.
@@ -357,7 +354,7 @@ impl<S: IcmpSocket> Prober<S> {
         // A caller is told when its line is not in the file, rather than handed a line that
         // the results will never show.
         let stored = self.store.append(&line).map(|()| line).map_err(|err| {
-            warn!("{err}; the line was: {line}");
+            warn_throttled(&mut self.store_error_log, format_args!("{err}; the line was: {line}"));
             Unavailable::NotStored { line, reason: err.to_string() }
         });
         for waiter in pending.waiters {
@@ -365,5 +362,15 @@ impl<S: IcmpSocket> Prober<S> {
             let _ = waiter.try_send(stored.clone());
         }
         (self.on_line)(&line);
+    }
+}
+
+/// Logs `line` unless `throttle` holds it back, first saying how many it held back before.
+fn warn_throttled(throttle: &mut Throttle, line: fmt::Arguments) {
+    if let Some(held_back) = throttle.admit(Instant::now()) {
+        if held_back > 0 {
+            warn!("{held_back} more lines like the next were not logged, to keep the journal readable");
+        }
+        warn!("{line}");
     }
 }

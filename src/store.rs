@@ -16,6 +16,8 @@ use crate::line::{self, Line};
 const LONGEST_LINE: u64 = 4096;
 const CHUNK: usize = 64 * 1024;
 
+/// What failed on the results file. `Deleted`: the file was deleted while open, and no new
+/// one could be made at its path.
 #[derive(Debug)]
 pub enum StoreError {
     CreateDir { path: PathBuf, err: io::Error },
@@ -24,6 +26,7 @@ pub enum StoreError {
     Write { path: PathBuf, err: io::Error },
     Truncate { path: PathBuf, err: io::Error },
     NotResults { path: PathBuf, reason: String },
+    Deleted(Box<StoreError>),
 }
 
 impl fmt::Display for StoreError {
@@ -52,6 +55,9 @@ impl fmt::Display for StoreError {
                  choose another results path (--results, LATENCY_RESULTS)",
                 path.display()
             ),
+            StoreError::Deleted(err) => {
+                write!(f, "the results file was deleted, and a new one cannot be made: {err}")
+            }
         }
     }
 }
@@ -120,7 +126,7 @@ impl Store {
     pub fn append(&self, line: &Line) -> Result<(), StoreError> {
         let text = format!("{line}\n");
         let mut file = self.lock();
-        self.replace_if_deleted(&mut file);
+        self.replace_if_deleted(&mut file)?;
         let written = file.write(text.as_bytes()).map_err(|err| self.write_error(err))?;
         if written == text.len() {
             return Ok(());
@@ -157,18 +163,15 @@ impl Store {
     }
 
     /// A results file deleted while open would swallow every later line: a new one is
-    /// created at the path instead.
-    fn replace_if_deleted(&self, file: &mut File) {
+    /// created at the path instead, or the line is not stored.
+    fn replace_if_deleted(&self, file: &mut File) -> Result<(), StoreError> {
         if !file.metadata().is_ok_and(|metadata| metadata.nlink() == 0) {
-            return;
+            return Ok(());
         }
-        match open_for_append(&self.path) {
-            Ok((new, _)) => {
-                warn!("{} was deleted; appending to a new file there", self.path.display());
-                *file = new;
-            }
-            Err(err) => warn!("{} was deleted, and a new one cannot be made: {err}", self.path.display()),
-        }
+        let (new, _) = open_for_append(&self.path).map_err(|err| StoreError::Deleted(Box::new(err)))?;
+        warn!("{} was deleted; appending to a new file there", self.path.display());
+        *file = new;
+        Ok(())
     }
 
     fn lock(&self) -> MutexGuard<'_, File> {
