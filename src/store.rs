@@ -6,7 +6,8 @@ use std::fs::{self, File, OpenOptions};
 use std::io::{self, Read, Seek, SeekFrom, Write};
 use std::os::unix::fs::{FileExt, FileTypeExt, MetadataExt, OpenOptionsExt};
 use std::path::{Path, PathBuf};
-use std::sync::{Mutex, MutexGuard};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard};
 
 use log::warn;
 
@@ -82,10 +83,16 @@ pub struct Excerpt {
 pub struct Reader {
     file: File,
     position: u64,
+    truncations: Arc<AtomicU64>,
+    truncations_at_start: u64,
 }
 
 impl Read for Reader {
     fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        // Truncated in place and grown again, the file holds other lines at this position.
+        if self.truncations.load(Ordering::Acquire) != self.truncations_at_start {
+            return Err(io::Error::other("the results file was truncated in place (copytruncate, say)"));
+        }
         let read = self.file.read_at(buf, self.position)?;
         self.position += read as u64;
         Ok(read)
@@ -107,14 +114,24 @@ impl Seek for Reader {
 
 pub struct Store {
     path: PathBuf,
-    file: Mutex<File>,
+    appending: Mutex<Appending>,
+    /// How often the file was found truncated in place; readers stop when it changes.
+    truncations: Arc<AtomicU64>,
+}
+
+/// The open results file, and its end after the last append: a shorter file since then was
+/// truncated in place.
+struct Appending {
+    file: File,
+    end: u64,
 }
 
 impl Store {
     /// Opens (creating it and its directory) the results file, cutting a torn last line.
     pub fn open(path: &Path) -> Result<(Store, Option<Repair>), StoreError> {
-        let (file, repair) = open_for_append(path)?;
-        Ok((Store { path: path.to_path_buf(), file: Mutex::new(file) }, repair))
+        let (file, end, repair) = open_for_append(path)?;
+        let appending = Mutex::new(Appending { file, end });
+        Ok((Store { path: path.to_path_buf(), appending, truncations: Arc::default() }, repair))
     }
 
     pub fn path(&self) -> &Path {
@@ -125,24 +142,28 @@ impl Store {
     /// the file never keeps half a line.
     pub fn append(&self, line: &Line) -> Result<(), StoreError> {
         let text = format!("{line}\n");
-        let mut file = self.lock();
-        self.replace_if_deleted(&mut file)?;
-        let written = file.write(text.as_bytes()).map_err(|err| self.write_error(err))?;
+        let mut appending = self.lock();
+        let len = self.check_before_append(&mut appending)?;
+        let written = appending.file.write(text.as_bytes()).map_err(|err| self.write_error(err))?;
         if written == text.len() {
+            appending.end = len + written as u64;
             return Ok(());
         }
-        let end = file.metadata().map_err(|err| self.write_error(err))?.len();
-        // A file truncated meanwhile (copytruncate rotation) has nothing of ours to undo.
+        // Measured again: a file truncated meanwhile (copytruncate) has nothing of ours to undo.
+        let end = appending.file.metadata().map_err(|err| self.write_error(err))?.len();
         if let Some(before) = end.checked_sub(written as u64) {
-            file.set_len(before).map_err(|err| StoreError::Truncate { path: self.path.clone(), err })?;
+            appending
+                .file
+                .set_len(before)
+                .map_err(|err| StoreError::Truncate { path: self.path.clone(), err })?;
         }
         Err(self.write_error(io::Error::new(io::ErrorKind::WriteZero, "short write, undone")))
     }
 
     /// Opens the path again, for log rotation: later lines go to the file now at the path.
     pub fn reopen(&self) -> Result<Option<Repair>, StoreError> {
-        let (file, repair) = open_for_append(&self.path)?;
-        *self.lock() = file;
+        let (file, end, repair) = open_for_append(&self.path)?;
+        *self.lock() = Appending { file, end };
         Ok(repair)
     }
 
@@ -150,8 +171,10 @@ impl Store {
     /// until SIGHUP, is no longer at the path), or only the last `tail` of them.
     pub fn excerpt(&self, tail: Option<u64>) -> Result<Excerpt, StoreError> {
         let read_error = |err| StoreError::Read { path: self.path.clone(), err };
-        let file = self.lock().try_clone().map_err(read_error)?;
-        let mut reader = Reader { file, position: 0 };
+        let file = self.lock().file.try_clone().map_err(read_error)?;
+        let truncations_at_start = self.truncations.load(Ordering::Acquire);
+        let mut reader =
+            Reader { file, position: 0, truncations: self.truncations.clone(), truncations_at_start };
         let len = reader.file.metadata().map_err(read_error)?.len();
         let end = complete_len(&mut reader, len).map_err(read_error)?;
         let start = match tail {
@@ -162,21 +185,27 @@ impl Store {
         Ok(Excerpt { file: reader, len: end - start })
     }
 
-    /// A results file deleted while open would swallow every later line: a new one is
-    /// created at the path instead, or the line is not stored.
-    fn replace_if_deleted(&self, file: &mut File) -> Result<(), StoreError> {
-        if !file.metadata().is_ok_and(|metadata| metadata.nlink() == 0) {
-            return Ok(());
+    /// The file's length before an append. A file deleted while open would swallow every
+    /// later line: a new one is made at the path, or the line is not stored. A file truncated
+    /// in place stops the downloads under way, which would read other lines at their place.
+    fn check_before_append(&self, appending: &mut Appending) -> Result<u64, StoreError> {
+        let metadata = appending.file.metadata().map_err(|err| self.write_error(err))?;
+        if metadata.nlink() == 0 {
+            let (file, end, _) =
+                open_for_append(&self.path).map_err(|err| StoreError::Deleted(Box::new(err)))?;
+            warn!("{} was deleted; appending to a new file there", self.path.display());
+            *appending = Appending { file, end };
+            return Ok(end);
         }
-        let (new, _) = open_for_append(&self.path).map_err(|err| StoreError::Deleted(Box::new(err)))?;
-        warn!("{} was deleted; appending to a new file there", self.path.display());
-        *file = new;
-        Ok(())
+        if metadata.len() < appending.end {
+            self.truncations.fetch_add(1, Ordering::AcqRel);
+        }
+        Ok(metadata.len())
     }
 
-    fn lock(&self) -> MutexGuard<'_, File> {
+    fn lock(&self) -> MutexGuard<'_, Appending> {
         // The file handle stays valid even if a writer panicked.
-        self.file.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+        self.appending.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
     }
 
     fn write_error(&self, err: io::Error) -> StoreError {
@@ -184,7 +213,8 @@ impl Store {
     }
 }
 
-fn open_for_append(path: &Path) -> Result<(File, Option<Repair>), StoreError> {
+/// The file, its length once repaired, and the repair.
+fn open_for_append(path: &Path) -> Result<(File, u64, Option<Repair>), StoreError> {
     if let Some(dir) = path.parent().filter(|dir| !dir.as_os_str().is_empty()) {
         fs::create_dir_all(dir).map_err(|err| StoreError::CreateDir { path: dir.to_path_buf(), err })?;
     }
@@ -205,14 +235,14 @@ fn open_for_append(path: &Path) -> Result<(File, Option<Repair>), StoreError> {
         LastLine::Foreign(reason) => foreign(reason),
     })?;
     if end == len {
-        return Ok((file, None));
+        return Ok((file, len, None));
     }
     check_torn_tail(&mut file, end, len).map_err(|reason| match reason {
         LastLine::Unreadable(err) => read_error(err),
         LastLine::Foreign(reason) => foreign(reason),
     })?;
     file.set_len(end).map_err(|err| StoreError::Truncate { path: path.to_path_buf(), err })?;
-    Ok((file, Some(Repair { cut_bytes: len - end })))
+    Ok((file, end, Some(Repair { cut_bytes: len - end })))
 }
 
 /// The length of `file`, if it is a regular file. A FIFO or a device at the path would block
@@ -368,6 +398,29 @@ mod tests {
         assert!(matches!(check(&format!("{A}[2025-08-12 \u{e9}")), Err(LastLine::Foreign(_))));
         assert!(matches!(check("[\"db-password\",\"hunter2\"]"), Err(LastLine::Foreign(_))));
         assert!(matches!(check(&format!("{A}[operator note: moved]")), Err(LastLine::Foreign(_))));
+    }
+
+    #[test]
+    fn a_download_stops_when_the_file_is_truncated_in_place_and_grows_again() {
+        let dir = std::env::temp_dir().join(format!("latency-store-{}", std::process::id()));
+        let path = dir.join("results.txt");
+        let (store, _) = Store::open(&path).unwrap();
+        let sent = crate::clock::LocalTime { year: 2025, month: 8, day: 12, hour: 6, minute: 56, second: 53 };
+        let line = Line { sent, outcome: crate::line::Outcome::Timeout };
+        let append = |count| (0..count).for_each(|_| store.append(&line).unwrap());
+        append(100);
+        let mut download = store.excerpt(None).unwrap().file;
+        let mut first = [0u8; 400];
+        download.read_exact(&mut first).unwrap();
+        OpenOptions::new().write(true).open(&path).unwrap().set_len(0).unwrap();
+        append(200);
+        // Past the old position now stand other lines: the download must fail, not splice.
+        let err = download.read(&mut [0u8; 64]).unwrap_err();
+        assert!(err.to_string().contains("truncated in place"), "{err}");
+        let mut fresh = String::new();
+        store.excerpt(None).unwrap().file.read_to_string(&mut fresh).unwrap();
+        assert_eq!(fresh.lines().count(), 200);
+        fs::remove_dir_all(dir).unwrap();
     }
 
     #[test]
