@@ -23,7 +23,7 @@ use crate::net::{IcmpSocket, NetError};
 use crate::notify::{self, Liveness, Notifier};
 use crate::packet::Token;
 use crate::prober::{Heartbeat, Identity, Prober, ProberHandle, Settings};
-use crate::store::{Repair, Store, StoreError};
+use crate::store::{Store, StoreError};
 
 pub const VERSION: &str = env!("CARGO_PKG_VERSION");
 /// systemd's STATUS= is for people: at most one update a second, whatever the probe rate.
@@ -120,16 +120,6 @@ fn identity() -> Result<Identity, DaemonError> {
     Ok(Identity { identifier: u16::from_be_bytes([a, b]), token: Token(token) })
 }
 
-fn log_repair(store: &Store, repair: Option<Repair>) {
-    if let Some(repair) = repair {
-        warn!(
-            "{}: cut {} bytes of a torn last line left by an earlier crash",
-            store.path().display(),
-            repair.cut_bytes
-        );
-    }
-}
-
 /// The longest the prober loop sleeps when no watchdog asks for less.
 const MAX_WAIT: Duration = Duration::from_secs(1);
 
@@ -150,9 +140,7 @@ fn raise_open_file_limit() {
 /// Starts everything, runs until SIGTERM or SIGINT, and stops within a second.
 pub fn run(config: Config) -> Result<(), DaemonError> {
     let target = config.target.as_deref().map(resolve).transpose()?;
-    let (store, repair) = Store::open(&config.results)?;
-    let store = Arc::new(store);
-    log_repair(&store, repair);
+    let store = Arc::new(Store::open(&config.results)?);
     let socket = LinuxSocket::open()?;
     let http = server::bind(config.listen)?;
     let notify_socket = std::env::var("NOTIFY_SOCKET").unwrap_or_default();
@@ -289,10 +277,7 @@ fn spawn_prober(prober: Prober<LinuxSocket>) -> Result<JoinHandle<bool>, DaemonE
 /// lookup runs on a thread of its own, so that a slow resolver cannot hold up a SIGTERM.
 fn reload(config: &Config, store: &Store, prober: Option<&ProberHandle>, resolving: &Arc<AtomicBool>) {
     match store.reopen() {
-        Ok(repair) => {
-            info!("SIGHUP: reopened {}", store.path().display());
-            log_repair(store, repair);
-        }
+        Ok(()) => info!("SIGHUP: reopened {}", store.path().display()),
         Err(err) => error!("SIGHUP: {err}; lines keep going to the file opened before"),
     }
     let (Some(host), Some(prober)) = (config.target.clone(), prober.cloned()) else { return };

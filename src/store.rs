@@ -65,12 +65,6 @@ impl fmt::Display for StoreError {
 
 impl std::error::Error for StoreError {}
 
-/// A torn last line cut at start: how many bytes were removed.
-#[derive(Debug, PartialEq, Eq)]
-pub struct Repair {
-    pub cut_bytes: u64,
-}
-
 /// Part of the results file for a reader: `file` positioned at the start, `len` bytes of
 /// complete lines from there.
 pub struct Excerpt {
@@ -128,10 +122,10 @@ struct Appending {
 
 impl Store {
     /// Opens (creating it and its directory) the results file, cutting a torn last line.
-    pub fn open(path: &Path) -> Result<(Store, Option<Repair>), StoreError> {
-        let (file, end, repair) = open_for_append(path)?;
+    pub fn open(path: &Path) -> Result<Store, StoreError> {
+        let (file, end) = open_for_append(path)?;
         let appending = Mutex::new(Appending { file, end });
-        Ok((Store { path: path.to_path_buf(), appending, truncations: Arc::default() }, repair))
+        Ok(Store { path: path.to_path_buf(), appending, truncations: Arc::default() })
     }
 
     pub fn path(&self) -> &Path {
@@ -161,10 +155,10 @@ impl Store {
     }
 
     /// Opens the path again, for log rotation: later lines go to the file now at the path.
-    pub fn reopen(&self) -> Result<Option<Repair>, StoreError> {
-        let (file, end, repair) = open_for_append(&self.path)?;
+    pub fn reopen(&self) -> Result<(), StoreError> {
+        let (file, end) = open_for_append(&self.path)?;
         *self.lock() = Appending { file, end };
-        Ok(repair)
+        Ok(())
     }
 
     /// The complete lines now in the file the daemon appends to (which after a rotation,
@@ -191,7 +185,7 @@ impl Store {
     fn check_before_append(&self, appending: &mut Appending) -> Result<u64, StoreError> {
         let metadata = appending.file.metadata().map_err(|err| self.write_error(err))?;
         if metadata.nlink() == 0 {
-            let (file, end, _) =
+            let (file, end) =
                 open_for_append(&self.path).map_err(|err| StoreError::Deleted(Box::new(err)))?;
             warn!("{} was deleted; appending to a new file there", self.path.display());
             *appending = Appending { file, end };
@@ -213,8 +207,8 @@ impl Store {
     }
 }
 
-/// The file, its length once repaired, and the repair.
-fn open_for_append(path: &Path) -> Result<(File, u64, Option<Repair>), StoreError> {
+/// The file and its length, once a torn last line is cut (and the cut logged).
+fn open_for_append(path: &Path) -> Result<(File, u64), StoreError> {
     if let Some(dir) = path.parent().filter(|dir| !dir.as_os_str().is_empty()) {
         fs::create_dir_all(dir).map_err(|err| StoreError::CreateDir { path: dir.to_path_buf(), err })?;
     }
@@ -235,14 +229,15 @@ fn open_for_append(path: &Path) -> Result<(File, u64, Option<Repair>), StoreErro
         LastLine::Foreign(reason) => foreign(reason),
     })?;
     if end == len {
-        return Ok((file, len, None));
+        return Ok((file, len));
     }
     check_torn_tail(&mut file, end, len).map_err(|reason| match reason {
         LastLine::Unreadable(err) => read_error(err),
         LastLine::Foreign(reason) => foreign(reason),
     })?;
     file.set_len(end).map_err(|err| StoreError::Truncate { path: path.to_path_buf(), err })?;
-    Ok((file, end, Some(Repair { cut_bytes: len - end })))
+    warn!("{}: cut {} bytes of a torn last line left by an earlier crash", path.display(), len - end);
+    Ok((file, end))
 }
 
 /// The length of `file`, if it is a regular file. A FIFO or a device at the path would block
@@ -404,7 +399,7 @@ mod tests {
     fn a_download_stops_when_the_file_is_truncated_in_place_and_grows_again() {
         let dir = std::env::temp_dir().join(format!("latency-store-{}", std::process::id()));
         let path = dir.join("results.txt");
-        let (store, _) = Store::open(&path).unwrap();
+        let store = Store::open(&path).unwrap();
         let sent = crate::clock::LocalTime { year: 2025, month: 8, day: 12, hour: 6, minute: 56, second: 53 };
         let line = Line { sent, outcome: crate::line::Outcome::Timeout };
         let append = |count| (0..count).for_each(|_| store.append(&line).unwrap());
