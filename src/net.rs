@@ -78,9 +78,12 @@ pub trait IcmpSocket: Send {
     fn kind(&self) -> SocketKind;
     /// Sends `packet` to `target`; returns the monotonic time taken just before the send.
     fn send_to(&mut self, packet: &[u8], target: Ipv4Addr) -> Result<Instant, NetError>;
-    /// Waits at most `timeout` for a packet or a queued error. `Ok(None)` means the time ran
-    /// out or a `Wake` interrupted the wait.
-    fn recv(&mut self, buf: &mut [u8], timeout: Duration) -> Result<Option<Received>, NetError>;
+    /// The next packet or queued error already waiting, if any. Never waits, and never
+    /// consumes a wake-up: only `wait` does.
+    fn try_recv(&mut self, buf: &mut [u8]) -> Result<Option<Received>, NetError>;
+    /// Sleeps until a packet or queued error may be waiting, a `Wake` arrives, or `timeout`
+    /// passes, whichever is first; consumes the wake-ups that arrived before it returns.
+    fn wait(&mut self, timeout: Duration) -> Result<(), NetError>;
     fn waker(&self) -> Arc<dyn Wake>;
 }
 
@@ -102,6 +105,7 @@ pub enum NetError {
         errno: Errno,
     },
     Recv(Errno),
+    Wait(Errno),
 }
 
 impl fmt::Display for NetError {
@@ -119,6 +123,7 @@ impl fmt::Display for NetError {
             NetError::Setup { operation, errno } => write!(f, "{operation}: {}", errno.desc()),
             NetError::SendTo { target, errno } => write!(f, "sendto {target}: {}", errno.desc()),
             NetError::Recv(errno) => write!(f, "recvmsg: {}", errno.desc()),
+            NetError::Wait(errno) => write!(f, "ppoll on the ICMP socket: {}", errno.desc()),
         }
     }
 }

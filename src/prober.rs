@@ -14,7 +14,7 @@ use log::{debug, info, warn};
 use crate::clock;
 use crate::config::duration;
 use crate::line::{Line, Outcome};
-use crate::net::{Arrival, IcmpSocket, QueuedError, Received, SocketKind, Wake};
+use crate::net::{Arrival, IcmpSocket, NetError, QueuedError, Received, SocketKind, Wake};
 use crate::packet::icmp::{self, Echo, ErrorKind, Message, Quoted};
 use crate::packet::{self, Token};
 use crate::schedule::Schedule;
@@ -201,12 +201,17 @@ impl<S: IcmpSocket> Prober<S> {
                 }
                 self.start_probe(None);
             }
+            // No wake-up is lost: `wait` at the end of the loop is the only place one is
+            // consumed, and the queue is read after it, here. A handle queues its command
+            // before it wakes, so a command whose wake-up `wait` consumed is in the queue now;
+            // one queued after this read leaves its wake-up for the next `wait`, which then
+            // returns at once. The same holds for `stop`, checked after `wait` too.
             while let Ok(command) = self.commands.try_recv() {
                 self.obey(command);
             }
             // Replies already queued are judged by their kernel arrival time before expiry
             // runs, so a loop that ran late does not turn an answered probe into a timeout.
-            while self.receive_one(&mut buf, Duration::ZERO) {}
+            while self.receive_one(&mut buf) {}
             for pending in self.tracker.expire(Instant::now()) {
                 warn!("no reply from {} within {}", pending.target, duration::format(self.settings.timeout));
                 self.finish(pending, Outcome::Timeout);
@@ -214,14 +219,16 @@ impl<S: IcmpSocket> Prober<S> {
             let next_due = self.schedule.next_due();
             let wake_at = self.tracker.next_deadline().map_or(next_due, |deadline| deadline.min(next_due));
             let wait = wake_at.saturating_duration_since(Instant::now()).min(self.settings.max_wait);
-            self.receive_one(&mut buf, wait);
+            if let Err(err) = self.socket.wait(wait) {
+                self.socket_failed(err);
+            }
         }
         debug!("prober stopped");
     }
 
-    /// Waits up to `wait` for one packet and handles it; true if there was one.
-    fn receive_one(&mut self, buf: &mut [u8], wait: Duration) -> bool {
-        match self.socket.recv(buf, wait) {
+    /// Handles one packet already waiting; false when there was none.
+    fn receive_one(&mut self, buf: &mut [u8]) -> bool {
+        match self.socket.try_recv(buf) {
             Ok(Some(Received::Packet(arrival))) => {
                 self.receive(&buf[..arrival.len], arrival);
                 true
@@ -232,12 +239,16 @@ impl<S: IcmpSocket> Prober<S> {
             }
             Ok(None) => false,
             Err(err) => {
-                warn!("{err}");
-                // Keep a persistent socket error from spinning the loop.
-                std::thread::sleep(Duration::from_millis(100));
+                self.socket_failed(err);
                 false
             }
         }
+    }
+
+    fn socket_failed(&self, err: NetError) {
+        warn!("{err}");
+        // Keep a persistent socket error from spinning the loop.
+        std::thread::sleep(Duration::from_millis(100));
     }
 
     fn obey(&mut self, command: Command) {

@@ -68,20 +68,6 @@ impl LinuxSocket {
         Ok(LinuxSocket { fd, kind, wake: Arc::new(EventWake(wake)) })
     }
 
-    fn try_recv(&self, buf: &mut [u8]) -> Result<Option<Received>, NetError> {
-        if let Some(error) = self.try_recv_queued_error(buf)? {
-            return Ok(Some(Received::QueuedError(error)));
-        }
-        match self.try_recv_packet(buf) {
-            Ok(arrival) => Ok(arrival.map(Received::Packet)),
-            // With IP_RECVERR, an error queued since the queue was read also fails this
-            // recvmsg with its errno; the details wait in the queue.
-            Err(err) => {
-                self.try_recv_queued_error(buf)?.map(|error| Some(Received::QueuedError(error))).ok_or(err)
-            }
-        }
-    }
-
     /// The next ICMP error in the error queue. Raw sockets receive errors as packets instead.
     fn try_recv_queued_error(&self, buf: &mut [u8]) -> Result<Option<QueuedError>, NetError> {
         if self.kind != SocketKind::Datagram {
@@ -191,26 +177,35 @@ impl IcmpSocket for LinuxSocket {
         }
     }
 
-    fn recv(&mut self, buf: &mut [u8], timeout: Duration) -> Result<Option<Received>, NetError> {
-        if let Some(received) = self.try_recv(buf)? {
-            return Ok(Some(received));
+    fn try_recv(&mut self, buf: &mut [u8]) -> Result<Option<Received>, NetError> {
+        if let Some(error) = self.try_recv_queued_error(buf)? {
+            return Ok(Some(Received::QueuedError(error)));
         }
+        match self.try_recv_packet(buf) {
+            Ok(arrival) => Ok(arrival.map(Received::Packet)),
+            // With IP_RECVERR, an error queued since the queue was read also fails this
+            // recvmsg with its errno; the details wait in the queue.
+            Err(err) => {
+                self.try_recv_queued_error(buf)?.map(|error| Some(Received::QueuedError(error))).ok_or(err)
+            }
+        }
+    }
+
+    fn wait(&mut self, timeout: Duration) -> Result<(), NetError> {
         let mut fds = [
             PollFd::new(self.fd.as_fd(), PollFlags::POLLIN),
             PollFd::new(self.wake.0.as_fd(), PollFlags::POLLIN),
         ];
         match ppoll(&mut fds, Some(TimeSpec::from_duration(timeout)), None) {
             Ok(_) | Err(Errno::EINTR) => {}
-            Err(errno) => return Err(NetError::Recv(errno)),
+            Err(errno) => return Err(NetError::Wait(errno)),
         }
         if fds[1].any().unwrap_or(false) {
-            // Drain the counter so the next wait blocks again.
+            // Reset the counter so the next wait blocks again. The caller looks at everything
+            // a wake-up announces after this returns (see `Prober::run`).
             let _ = self.wake.0.read();
         }
-        if fds[0].any().unwrap_or(false) {
-            return self.try_recv(buf);
-        }
-        Ok(None)
+        Ok(())
     }
 
     fn waker(&self) -> Arc<dyn Wake> {
