@@ -400,7 +400,7 @@ mod tests {
         let dir = std::env::temp_dir().join(format!("latency-store-{}", std::process::id()));
         let path = dir.join("results.txt");
         let store = Store::open(&path).unwrap();
-        let sent = crate::clock::LocalTime { year: 2025, month: 8, day: 12, hour: 6, minute: 56, second: 53 };
+        let sent = crate::line::LocalTime { year: 2025, month: 8, day: 12, hour: 6, minute: 56, second: 53 };
         let line = Line { sent, outcome: crate::line::Outcome::Timeout };
         let append = |count| (0..count).for_each(|_| store.append(&line).unwrap());
         append(100);
