@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from lab import BINARY, DAEMON_IP, LINE, PORT, TARGET_IP, frozen_thread, run
+from lab import BINARY, DAEMON_IP, LINE, NOBODY, PORT, TARGET_IP, frozen_thread, run
 
 FAST = ("--target", TARGET_IP, "--interval", "200ms", "--timeout", "100ms")
 
@@ -134,12 +134,24 @@ def test_bad_flags_exit_non_zero_with_one_line_and_do_nothing(net, tmp_path, fla
     assert not results.parent.exists(), "nothing is created for a bad configuration"
 
 
-def test_a_taken_port_is_named(net, start, tmp_path):
+def test_a_taken_port_is_named_and_nothing_is_created(net, start, tmp_path):
     first = start(*FAST).ready()
     second = start(*FAST, results=tmp_path / "other" / "results.txt")
     assert second.exit_code() == 1
     assert f"bind {DAEMON_IP}:{PORT}" in second.text()
+    assert not (tmp_path / "other").exists(), "a failed start leaves no results directory"
     assert first.alive()
+
+
+@pytest.mark.parametrize("relative", ["results.txt", "state/results.txt"])
+def test_a_start_without_an_icmp_socket_creates_nothing(net, start, nobody_dir, relative):
+    # nobody has no CAP_NET_RAW, and the kernel's default range lets no group open ping sockets.
+    net.sysctl(net.daemon, "net.ipv4.ping_group_range=1 0")
+    results = nobody_dir / relative
+    daemon = start(*FAST, results=results, prefix=NOBODY)
+    assert daemon.exit_code() == 1
+    assert "cannot open an ICMP socket" in daemon.text()
+    assert list(nobody_dir.iterdir()) == [], "a failed start leaves no results file or directory"
 
 
 @pytest.fixture
