@@ -104,7 +104,10 @@ def test_a_fifo_or_a_device_is_refused(net, start, tmp_path, kind):
 
 BAD_FLAGS = [
     (["--bogus"], "--bogus: unknown option"),
-    (["--interval", "0"], "--interval 0: missing unit"),
+    (["--interval", "0"], "--interval 0: missing unit, and neither 0s nor 0ms is allowed (must be at least 100ms): "
+                          "write, say, 1m, the default"),
+    (["--timeout", "0"], "--timeout 0: missing unit, and neither 0s nor 0ms is allowed (must be at least 1ms): "
+                         "write, say, 2s, the default"),
     (["--interval", "0s"], "--interval 0s: must be at least 100ms"),
     (["--listen", "nonsense"], "--listen nonsense: expected ADDRESS:PORT"),
     (["--timeout", "5s", "--interval", "5s"], "--timeout 5s: must be shorter than the interval"),
