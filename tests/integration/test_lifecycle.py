@@ -102,35 +102,37 @@ def test_a_fifo_or_a_device_is_refused(net, start, tmp_path, kind):
     assert ("it is a FIFO" if kind == "fifo" else "it is a character device") in text, text
 
 
+# Bad configuration exits 2 before anything starts; a start-up failure (a name that does not
+# resolve, a results path that cannot be made) exits 1.
 BAD_FLAGS = [
-    (["--bogus"], "--bogus: unknown option"),
+    (["--bogus"], "--bogus: unknown option", 2),
     (["--interval", "0"], "--interval 0: missing unit, and neither 0s nor 0ms is allowed (must be at least 100ms): "
-                          "write, say, 1m, the default"),
+                          "write, say, 1m, the default", 2),
     (["--timeout", "0"], "--timeout 0: missing unit, and neither 0s nor 0ms is allowed (must be at least 1ms): "
-                         "write, say, 2s, the default"),
-    (["--interval", "0s"], "--interval 0s: must be at least 100ms"),
-    (["--listen", "nonsense"], "--listen nonsense: expected ADDRESS:PORT"),
-    (["--timeout", "5s", "--interval", "5s"], "--timeout 5s: must be shorter than the interval"),
-    (["--target", "0.0.0.0"], "--target 0.0.0.0: is the unspecified address"),
-    (["--target", "224.0.0.1"], "--target 224.0.0.1: is a broadcast or multicast address"),
-    (["--interval", "1h", "--timeout", "2m"], "--timeout 2m: must be at most 1m"),
-    (["--interval", "5s\nINFO forged line"], "--interval 5s\\nINFO forged line: unknown unit"),
-    (["--results", "/tmp/x\nERROR forged/results.txt"], "--results /tmp/x\\nERROR forged/results.txt: must not"),
-    (["--target", "nosuch.invalid"], "target nosuch.invalid: cannot resolve"),
-    (["--results", "/proc/version/results.txt"], "/proc/version"),
-    (["--results", "/proc/sys/latency/results.txt"], "/proc/sys/latency"),
+                         "write, say, 2s, the default", 2),
+    (["--interval", "0s"], "--interval 0s: must be at least 100ms", 2),
+    (["--listen", "nonsense"], "--listen nonsense: expected ADDRESS:PORT", 2),
+    (["--timeout", "5s", "--interval", "5s"], "--timeout 5s: must be shorter than the interval", 2),
+    (["--target", "0.0.0.0"], "--target 0.0.0.0: is the unspecified address", 2),
+    (["--target", "224.0.0.1"], "--target 224.0.0.1: is a broadcast or multicast address", 2),
+    (["--interval", "1h", "--timeout", "2m"], "--timeout 2m: must be at most 1m", 2),
+    (["--interval", "5s\nINFO forged line"], "--interval 5s\\nINFO forged line: unknown unit", 2),
+    (["--results", "/tmp/x\nERROR forged/results.txt"], "--results /tmp/x\\nERROR forged/results.txt: must not", 2),
+    (["--target", "nosuch.invalid"], "target nosuch.invalid: cannot resolve", 1),
+    (["--results", "/proc/version/results.txt"], "/proc/version", 1),
+    (["--results", "/proc/sys/latency/results.txt"], "/proc/sys/latency", 1),
 ]
 
 
-@pytest.mark.parametrize("flags,message", BAD_FLAGS, ids=[" ".join(f) for f, _ in BAD_FLAGS])
-def test_bad_flags_exit_non_zero_with_one_line_and_do_nothing(net, tmp_path, flags, message):
+@pytest.mark.parametrize("flags,message,code", BAD_FLAGS, ids=[" ".join(f) for f, _, _ in BAD_FLAGS])
+def test_bad_flags_exit_with_their_code_and_one_line_and_do_nothing(net, tmp_path, flags, message, code):
     results = tmp_path / "state" / "results.txt"
     args = ["ip", "netns", "exec", net.daemon, str(BINARY), "--listen", f"{DAEMON_IP}:{PORT}"]
     if "--results" not in flags:
         args += ["--results", str(results)]
     began = time.monotonic()
     done = run(*args, *flags, check=False, timeout=10, env={"PATH": os.environ["PATH"]})
-    assert done.returncode != 0
+    assert done.returncode == code, (done.returncode, done.stderr)
     assert time.monotonic() - began < 5
     output = done.stderr.strip()
     assert message in output and "\n" not in output, output
