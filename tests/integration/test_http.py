@@ -8,7 +8,7 @@ import time
 
 import pytest
 
-from lab import LINE, NOBODY, TARGET_IP, run
+from lab import LINE, NOBODY, TARGET_IP, run, wait_until
 
 SLOW = ("--target", TARGET_IP, "--interval", "60s", "--timeout", "1s")
 
@@ -385,21 +385,23 @@ def test_a_request_head_trickled_past_30s_gets_408(net, start):
     began = time.monotonic()
     conn.sock.sendall(b"GET /latency HTTP/1.1\r\nX-Slow: ")
     conn.sock.settimeout(2)
-    reply = b""
-    while time.monotonic() - began < 40:
+    reply = bytearray()
+
+    def closed():
         try:
             chunk = conn.sock.recv(4096)
         except socket.timeout:
             conn.sock.sendall(b"a")  # each byte well within the 30 s a single read may wait
-            continue
+            return False
         except ConnectionResetError:
-            break
-        if not chunk:
-            break
-        reply += chunk
+            return True
+        reply.extend(chunk)
+        return not chunk
+
+    wait_until(closed, 40, lambda: f"the connection closed, have {bytes(reply)!r}")
     elapsed = time.monotonic() - began
     conn.close()
-    assert reply.startswith(b"HTTP/1.1 408 "), (elapsed, reply)
+    assert reply.startswith(b"HTTP/1.1 408 "), (elapsed, bytes(reply))
     assert 28 < elapsed < 34, elapsed
     status, _, body = net.request("GET", "/latency")
     assert status == 200 and re.match(LINE, body.strip()) and daemon.alive()

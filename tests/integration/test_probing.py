@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from lab import LINE, NOBODY, TARGET_IP
+from lab import LINE, NOBODY, TARGET_IP, wait_until
 
 FAST = ("--target", TARGET_IP, "--interval", "300ms", "--timeout", "200ms")
 
@@ -19,14 +19,9 @@ def rtt_ms(line: str):
 
 def first_rtt_line_after(daemon, start: int, within: float) -> int:
     """Index of the first line from `start` on that holds an RTT."""
-    deadline = time.monotonic() + within
-    while time.monotonic() < deadline:
-        lines = daemon.lines()
-        for index in range(start, len(lines)):
-            if rtt_ms(lines[index]) is not None:
-                return index
-        time.sleep(0.02)
-    raise AssertionError(f"no RTT line within {within} s: {daemon.lines()[start:]}")
+    def rtt_lines():
+        return [index for index, line in enumerate(daemon.lines()) if index >= start and rtt_ms(line) is not None]
+    return wait_until(rtt_lines, within, lambda: f"an RTT line, have {daemon.lines()[start:]}")[0]
 
 
 def get_latency(net):
