@@ -22,7 +22,7 @@ from pathlib import Path
 from urllib.parse import urlsplit
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
-from lab import DAEMON_IP, PORT, ROOT, TARGET_IP, Daemon, Namespaces, Process, run  # noqa: E402
+from lab import DAEMON_IP, PORT, ROOT, TARGET_IP, Daemon, Namespaces, Process, run, wait_until  # noqa: E402
 
 RELEASE = ROOT / "target" / "release" / "latency"
 BLACKBOX_PORT = 9115
@@ -182,15 +182,15 @@ def measure_blackbox(net: Namespaces, tmp: Path, figures: dict):
                        tmp / "blackbox.log")
     try:
         path = f"/probe?module=icmp&target={TARGET_IP}"
-        deadline = time.monotonic() + 10
-        while True:
+
+        def listening():
             try:
                 net.connect(port=BLACKBOX_PORT).close()
-                break
+                return True
             except OSError:
-                if time.monotonic() > deadline:
-                    raise RuntimeError(blackbox.text())
-                time.sleep(0.05)
+                return False
+
+        wait_until(listening, 10, lambda: f"blackbox_exporter listening:\n{blackbox.text()}")
         under_load(net, "blackbox", blackbox.proc.pid, f"http://{DAEMON_IP}:{BLACKBOX_PORT}{path}", figures)
         figures["blackbox RTT median idle"] = median(blackbox_rtts(net, path))
         with BusyCores():

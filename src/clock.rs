@@ -1,19 +1,10 @@
-//! Local wall-clock time as calendar fields. The seed's lines carry local time, so the
+//! Local wall-clock time, read from the system. The seed's lines carry local time, so the
 //! timezone database has to be consulted; `localtime_r` does that without another crate.
 #![allow(unsafe_code)]
 
 use std::time::{SystemTime, UNIX_EPOCH};
 
-/// A calendar date and time of day, to the second.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct LocalTime {
-    pub year: i32,
-    pub month: u8,
-    pub day: u8,
-    pub hour: u8,
-    pub minute: u8,
-    pub second: u8,
-}
+use crate::line::LocalTime;
 
 /// Converts `at` to the local timezone (`TZ`, else /etc/localtime).
 pub fn local(at: SystemTime) -> LocalTime {

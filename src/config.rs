@@ -9,6 +9,8 @@ use std::net::{Ipv4Addr, SocketAddr};
 use std::path::PathBuf;
 use std::time::Duration;
 
+/// The interval when none is given.
+pub const DEFAULT_INTERVAL: Duration = Duration::from_secs(60);
 /// The shortest interval accepted: a results file line every 100 ms is already a flood.
 pub const MIN_INTERVAL: Duration = Duration::from_millis(100);
 /// The shortest timeout accepted: no reply arrives in less.
@@ -156,29 +158,15 @@ where
     };
 
     let target = given(&TARGET).map(|g| parse_target(&g)).transpose()?;
-    let interval = given(&INTERVAL)
-        .map(|g| parse_duration(&g, MIN_INTERVAL))
-        .transpose()?
-        .unwrap_or(Duration::from_secs(60));
+    let interval = match given(&INTERVAL) {
+        Some(given) => parse_duration(&given, DEFAULT_INTERVAL, |interval| at_least(interval, MIN_INTERVAL))?,
+        None => DEFAULT_INTERVAL,
+    };
+    // `--interval 1s` alone must work: the default gives way to a short interval.
+    let default_timeout = DEFAULT_TIMEOUT.min(interval / 2);
     let timeout = match given(&TIMEOUT) {
-        Some(given) => {
-            let timeout = parse_duration(&given, MIN_TIMEOUT)?;
-            if timeout > MAX_TIMEOUT {
-                return Err(given.error(format!(
-                    "must be at most {}: a later reply measures nothing useful, and /latency callers wait as long",
-                    duration::format(MAX_TIMEOUT)
-                )));
-            }
-            if timeout >= interval {
-                return Err(given.error(format!(
-                    "must be shorter than the interval ({}), so that a probe ends before the next starts",
-                    duration::format(interval)
-                )));
-            }
-            timeout
-        }
-        // `--interval 1s` alone must work: the default gives way to a short interval.
-        None => DEFAULT_TIMEOUT.min(interval / 2),
+        Some(given) => parse_duration(&given, default_timeout, |timeout| check_timeout(timeout, interval))?,
+        None => default_timeout,
     };
     let listen = match given(&LISTEN) {
         Some(g) => g.value.parse().map_err(|_| {
@@ -230,12 +218,60 @@ pub fn unprobeable(address: Ipv4Addr) -> Option<&'static str> {
     }
 }
 
-fn parse_duration(given: &Given, minimum: Duration) -> Result<Duration, ConfigError> {
-    let value = duration::parse(&given.value).map_err(|reason| given.error(reason))?;
-    if value < minimum {
-        return Err(given.error(format!("must be at least {}", duration::format(minimum))));
-    }
+/// Parses a duration and checks it with `check`. A hint suggests only values `check` allows:
+/// `default` (which it must allow), or the readings of a number given without a unit.
+fn parse_duration(
+    given: &Given,
+    default: Duration,
+    check: impl Fn(Duration) -> Result<(), String>,
+) -> Result<Duration, ConfigError> {
+    let value = duration::parse(&given.value).map_err(|err| {
+        given.error(match err {
+            duration::Error::NoNumber => format!("{err}, like {}", duration::format(default)),
+            duration::Error::MissingUnit(number) => missing_unit(number, default, &check),
+            duration::Error::Invalid(_) => err.to_string(),
+        })
+    })?;
+    check(value).map_err(|reason| given.error(reason))?;
     Ok(value)
+}
+
+/// The hint for a number without a unit: the readings of it that are allowed, or why neither
+/// is, and an allowed value.
+fn missing_unit(number: u64, default: Duration, check: impl Fn(Duration) -> Result<(), String>) -> String {
+    match (check(Duration::from_secs(number)), check(Duration::from_millis(number))) {
+        (Ok(()), Ok(())) => format!("missing unit: write {number}s or {number}ms"),
+        (Ok(()), Err(_)) => format!("missing unit: write {number}s"),
+        (Err(_), Ok(())) => format!("missing unit: write {number}ms"),
+        (Err(_), Err(reason)) => format!(
+            "missing unit, and neither {number}s nor {number}ms is allowed ({reason}): write, say, {}, the default",
+            duration::format(default)
+        ),
+    }
+}
+
+fn at_least(value: Duration, minimum: Duration) -> Result<(), String> {
+    if value < minimum {
+        return Err(format!("must be at least {}", duration::format(minimum)));
+    }
+    Ok(())
+}
+
+fn check_timeout(timeout: Duration, interval: Duration) -> Result<(), String> {
+    at_least(timeout, MIN_TIMEOUT)?;
+    if timeout > MAX_TIMEOUT {
+        return Err(format!(
+            "must be at most {}: a later reply measures nothing useful, and /latency callers wait as long",
+            duration::format(MAX_TIMEOUT)
+        ));
+    }
+    if timeout >= interval {
+        return Err(format!(
+            "must be shorter than the interval ({}), so that a probe ends before the next starts",
+            duration::format(interval)
+        ));
+    }
+    Ok(())
 }
 
 fn parse_results_path(given: &Given) -> Result<PathBuf, ConfigError> {
@@ -322,6 +358,61 @@ mod tests {
         let config = run(&[], &[("LATENCY_TARGET", ""), ("LATENCY_INTERVAL", "")]).unwrap();
         assert_eq!(config.target, None);
         assert_eq!(config.interval, Duration::from_secs(60));
+    }
+
+    #[test]
+    fn duration_hints_suggest_only_allowed_values() {
+        // The arguments (the setting at fault last), the message, and the values it suggests.
+        type Case<'a> = (&'a [&'a str], &'a str, &'a [&'a str]);
+        let cases: &[Case] = &[
+            (
+                &["--interval", "0"],
+                "--interval 0: missing unit, and neither 0s nor 0ms is allowed (must be at least 100ms): \
+                 write, say, 1m, the default",
+                &["1m"],
+            ),
+            (&["--interval", "50"], "--interval 50: missing unit: write 50s", &["50s"]),
+            (&["--interval", "500"], "--interval 500: missing unit: write 500s or 500ms", &["500s", "500ms"]),
+            (
+                &["--timeout", "0"],
+                "--timeout 0: missing unit, and neither 0s nor 0ms is allowed (must be at least 1ms): \
+                 write, say, 2s, the default",
+                &["2s"],
+            ),
+            (
+                &["--interval", "1s", "--timeout", "0"],
+                "--timeout 0: missing unit, and neither 0s nor 0ms is allowed (must be at least 1ms): \
+                 write, say, 500ms, the default",
+                &["500ms"],
+            ),
+            (&["--timeout", "5"], "--timeout 5: missing unit: write 5s or 5ms", &["5s", "5ms"]),
+            (&["--timeout", "90"], "--timeout 90: missing unit: write 90ms", &["90ms"]),
+            (
+                &["--interval", "200ms", "--timeout", "1000"],
+                "--timeout 1000: missing unit, and neither 1000s nor 1000ms is allowed (must be shorter \
+                 than the interval (200ms), so that a probe ends before the next starts): write, say, \
+                 100ms, the default",
+                &["100ms"],
+            ),
+            (
+                &["--interval", "fast"],
+                "--interval fast: expected a whole number followed by ms, s, m or h, like 1m",
+                &["1m"],
+            ),
+            (
+                &["--interval", "200ms", "--timeout", "fast"],
+                "--timeout fast: expected a whole number followed by ms, s, m or h, like 100ms",
+                &["100ms"],
+            ),
+        ];
+        for (args, message, suggested) in cases {
+            assert_eq!(run(args, &[]).expect_err(message).to_string(), *message);
+            for value in *suggested {
+                let mut fixed = args.to_vec();
+                fixed[args.len() - 1] = value;
+                assert!(run(&fixed, &[]).is_ok(), "{message}: {fixed:?} is refused");
+            }
+        }
     }
 
     #[test]

@@ -140,13 +140,16 @@ fn raise_open_file_limit() {
 /// Starts everything, runs until SIGTERM or SIGINT, and stops within a second.
 pub fn run(config: Config) -> Result<(), DaemonError> {
     let target = config.target.as_deref().map(resolve).transpose()?;
-    let store = Arc::new(Store::open(&config.results)?);
+    let identity = identity()?;
     let socket = LinuxSocket::open()?;
     let http = server::bind(config.listen)?;
     let notify_socket = std::env::var("NOTIFY_SOCKET").unwrap_or_default();
     let notifier = Notifier::from_env()
         .map_err(|err| DaemonError::Setup { what: "use NOTIFY_SOCKET", value: notify_socket, err })?
         .map(Arc::new);
+    // Last of the checks, as it is the one that creates something: a start that fails for
+    // want of a socket or a port leaves no empty results file or directory behind.
+    let store = Arc::new(Store::open(&config.results)?);
     // Installed once start-up can no longer fail, before the threads it must outlive.
     let mut signals = Signals::new([SIGTERM, SIGINT, SIGHUP]).map_err(|err| DaemonError::Setup {
         what: "install signal handlers",
@@ -179,7 +182,7 @@ pub fn run(config: Config) -> Result<(), DaemonError> {
                 target,
                 interval: config.interval,
                 timeout: config.timeout,
-                identity: identity()?,
+                identity,
                 max_wait: watchdog_every.map_or(MAX_WAIT, |every| (every / 2).min(MAX_WAIT)),
             };
             let status = status_reporter(notifier.clone());

@@ -3,7 +3,7 @@
 //! operating system is reached only through `net`, `clock`, `store`, `notify` and `http::server`.
 #![deny(unsafe_code)]
 
-/// Local wall-clock time as calendar fields (the one `localtime_r` call).
+/// The local time now, as calendar fields (the one `localtime_r` call).
 pub mod clock;
 /// Flags and environment → validated `Config`.
 pub mod config;
@@ -11,7 +11,7 @@ pub mod config;
 pub mod daemon;
 /// HTTP routing decisions, and the tiny_http server around them.
 pub mod http;
-/// The seed results line, formatted and parsed.
+/// The seed results line and its local timestamp, formatted and parsed.
 pub mod line;
 /// Log format for a terminal or for journald.
 pub mod logging;

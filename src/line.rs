@@ -4,7 +4,16 @@
 use std::fmt;
 use std::time::Duration;
 
-use crate::clock::LocalTime;
+/// A calendar date and time of day, to the second, in the local timezone.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct LocalTime {
+    pub year: i32,
+    pub month: u8,
+    pub day: u8,
+    pub hour: u8,
+    pub minute: u8,
+    pub second: u8,
+}
 
 /// What one probe measured.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

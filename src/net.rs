@@ -90,11 +90,13 @@ pub trait IcmpSocket: Send {
 /// A socket operation that failed, with what to do about it.
 #[derive(Debug)]
 pub enum NetError {
-    /// Neither socket kind could be opened.
+    /// Neither socket kind could be opened. `range` is `net.ipv4.ping_group_range` as read
+    /// then, if it could be.
     Open {
         raw: Errno,
         datagram: Errno,
         gid: u32,
+        range: Option<PingGroupRange>,
     },
     Setup {
         operation: &'static str,
@@ -111,15 +113,34 @@ pub enum NetError {
 impl fmt::Display for NetError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
-            NetError::Open { raw, datagram, gid } => write!(
-                f,
-                "cannot open an ICMP socket (raw: {}; datagram: {}): run with CAP_NET_RAW \
-                 (AmbientCapabilities=CAP_NET_RAW in the unit, or setcap cap_net_raw+ep on the \
-                 binary), or let group {gid} use ping sockets: \
-                 sysctl -w net.ipv4.ping_group_range='{gid} {gid}'",
-                raw.desc(),
-                datagram.desc()
-            ),
+            NetError::Open { raw, datagram, gid, range } => {
+                write!(
+                    f,
+                    "cannot open an ICMP socket (raw: {}; datagram: {}): run with CAP_NET_RAW \
+                     (AmbientCapabilities=CAP_NET_RAW in the unit, or setcap cap_net_raw+ep on the \
+                     binary), or ",
+                    raw.desc(),
+                    datagram.desc()
+                )?;
+                match range {
+                    Some(range) if range.widened_to(*gid) == *range => write!(
+                        f,
+                        "find what else refused the ping socket: group {gid} is already in \
+                         net.ipv4.ping_group_range ('{range}')"
+                    ),
+                    Some(range) => write!(
+                        f,
+                        "let group {gid} use ping sockets too: \
+                         sysctl -w net.ipv4.ping_group_range='{}' (now '{range}')",
+                        range.widened_to(*gid)
+                    ),
+                    None => write!(
+                        f,
+                        "let group {gid} use ping sockets: widen net.ipv4.ping_group_range to \
+                         include {gid} (its value could not be read)"
+                    ),
+                }
+            }
             NetError::Setup { operation, errno } => write!(f, "{operation}: {}", errno.desc()),
             NetError::SendTo { target, errno } => write!(f, "sendto {target}: {}", errno.desc()),
             NetError::Recv(errno) => write!(f, "recvmsg: {}", errno.desc()),
@@ -129,6 +150,41 @@ impl fmt::Display for NetError {
 }
 
 impl std::error::Error for NetError {}
+
+/// The groups `net.ipv4.ping_group_range` lets open datagram ICMP sockets, both ends
+/// included. A low end above the high one (the kernel's default `1 0`) lets none.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct PingGroupRange {
+    pub low: u32,
+    pub high: u32,
+}
+
+impl PingGroupRange {
+    /// Reads the sysctl's text: two group ids separated by whitespace.
+    pub fn parse(text: &str) -> Option<PingGroupRange> {
+        let mut ids = text.split_whitespace().map(|id| id.parse::<u32>().ok());
+        match (ids.next(), ids.next(), ids.next()) {
+            (Some(Some(low)), Some(Some(high)), None) => Some(PingGroupRange { low, high }),
+            _ => None,
+        }
+    }
+
+    /// The range that also lets `gid` in. Stretched, not replaced: the groups it let in
+    /// (other users' `ping`, say) keep their access.
+    pub fn widened_to(self, gid: u32) -> PingGroupRange {
+        if self.low > self.high {
+            return PingGroupRange { low: gid, high: gid };
+        }
+        PingGroupRange { low: self.low.min(gid), high: self.high.max(gid) }
+    }
+}
+
+impl fmt::Display for PingGroupRange {
+    /// As the sysctl is written.
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{} {}", self.low, self.high)
+    }
+}
 
 /// When a packet really arrived, on the monotonic clock. The kernel stamps arrival with the
 /// wall clock (`SO_TIMESTAMPNS`); the time it then spent queued is measured against the wall
@@ -169,10 +225,64 @@ mod tests {
         }
     }
 
+    fn range(low: u32, high: u32) -> PingGroupRange {
+        PingGroupRange { low, high }
+    }
+
+    #[test]
+    fn ping_group_range_is_read_as_the_kernel_writes_it() {
+        let cases = [
+            ("1\t0\n", Some(range(1, 0))),
+            ("0\t2147483647\n", Some(range(0, 2147483647))),
+            ("100 200", Some(range(100, 200))),
+            ("", None),
+            ("1", None),
+            ("1 2 3", None),
+            ("-1 0", None),
+            ("a b", None),
+            ("0 4294967296", None),
+        ];
+        for (text, expected) in cases {
+            assert_eq!(PingGroupRange::parse(text), expected, "{text:?}");
+        }
+    }
+
+    #[test]
+    fn ping_group_range_widens_to_the_group_and_keeps_the_others() {
+        let cases = [
+            // Disabled (the kernel's default, or any low above high): the group alone.
+            (range(1, 0), 1000, range(1000, 1000)),
+            (range(1, 0), 0, range(0, 0)),
+            (range(500, 100), 300, range(300, 300)),
+            // Below, above, inside, at either end.
+            (range(100, 200), 50, range(50, 200)),
+            (range(100, 200), 65534, range(100, 65534)),
+            (range(100, 200), 150, range(100, 200)),
+            (range(100, 200), 100, range(100, 200)),
+            (range(100, 200), 200, range(100, 200)),
+            (range(7, 7), 8, range(7, 8)),
+            (range(0, 2147483647), 4294967294, range(0, 4294967294)),
+        ];
+        for (current, gid, expected) in cases {
+            assert_eq!(current.widened_to(gid), expected, "{current} with {gid}");
+        }
+    }
+
     #[test]
     fn open_error_names_the_capability_and_the_sysctl() {
-        let text = NetError::Open { raw: Errno::EPERM, datagram: Errno::EACCES, gid: 1000 }.to_string();
-        assert!(text.contains("CAP_NET_RAW"), "{text}");
-        assert!(text.contains("net.ipv4.ping_group_range='1000 1000'"), "{text}");
+        let open = |range| NetError::Open { raw: Errno::EPERM, datagram: Errno::EACCES, gid: 1000, range };
+        let cases = [
+            (Some(range(1, 0)), "ping_group_range='1000 1000' (now '1 0')"),
+            (Some(range(0, 999)), "ping_group_range='0 1000' (now '0 999')"),
+            (Some(range(2000, 3000)), "ping_group_range='1000 3000' (now '2000 3000')"),
+            (Some(range(0, 2000)), "group 1000 is already in net.ipv4.ping_group_range ('0 2000')"),
+            (None, "widen net.ipv4.ping_group_range to include 1000 (its value could not be read)"),
+        ];
+        for (current, hint) in cases {
+            let text = open(current).to_string();
+            assert!(text.contains("CAP_NET_RAW"), "{text}");
+            assert!(text.contains(hint), "{current:?}: {text}");
+            assert!(!text.contains('\n'), "{text}");
+        }
     }
 }

@@ -13,7 +13,7 @@ use log::{debug, info, warn};
 
 use crate::clock;
 use crate::config::duration;
-use crate::line::{Line, Outcome};
+use crate::line::{Line, LocalTime, Outcome};
 use crate::net::{Arrival, IcmpSocket, NetError, QueuedError, Received, SocketKind, Wake};
 use crate::packet::icmp::{self, Echo, ErrorKind, Message, Quoted};
 use crate::packet::{self, Token};
@@ -137,7 +137,7 @@ impl ProberHandle {
 /// A probe waiting for its reply: where it went, when, and who wants its line.
 struct Pending {
     target: Ipv4Addr,
-    sent: clock::LocalTime,
+    sent: LocalTime,
     waiters: Vec<Waiter>,
 }
 

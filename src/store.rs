@@ -162,14 +162,20 @@ impl Store {
     }
 
     /// The complete lines now in the file the daemon appends to (which after a rotation,
-    /// until SIGHUP, is no longer at the path), or only the last `tail` of them.
+    /// until SIGHUP, is no longer at the path), or only the last `tail` of them. None once
+    /// that file is deleted: its lines are in no file any more, and the next line goes to a
+    /// new one.
     pub fn excerpt(&self, tail: Option<u64>) -> Result<Excerpt, StoreError> {
         let read_error = |err| StoreError::Read { path: self.path.clone(), err };
         let file = self.lock().file.try_clone().map_err(read_error)?;
         let truncations_at_start = self.truncations.load(Ordering::Acquire);
         let mut reader =
             Reader { file, position: 0, truncations: self.truncations.clone(), truncations_at_start };
-        let len = reader.file.metadata().map_err(read_error)?.len();
+        let metadata = reader.file.metadata().map_err(read_error)?;
+        if metadata.nlink() == 0 {
+            return Ok(Excerpt { file: reader, len: 0 });
+        }
+        let len = metadata.len();
         let end = complete_len(&mut reader, len).map_err(read_error)?;
         let start = match tail {
             Some(lines) => tail_start(&mut reader, end, lines).map_err(read_error)?,
@@ -400,7 +406,7 @@ mod tests {
         let dir = std::env::temp_dir().join(format!("latency-store-{}", std::process::id()));
         let path = dir.join("results.txt");
         let store = Store::open(&path).unwrap();
-        let sent = crate::clock::LocalTime { year: 2025, month: 8, day: 12, hour: 6, minute: 56, second: 53 };
+        let sent = crate::line::LocalTime { year: 2025, month: 8, day: 12, hour: 6, minute: 56, second: 53 };
         let line = Line { sent, outcome: crate::line::Outcome::Timeout };
         let append = |count| (0..count).for_each(|_| store.append(&line).unwrap());
         append(100);
@@ -415,6 +421,30 @@ mod tests {
         let mut fresh = String::new();
         store.excerpt(None).unwrap().file.read_to_string(&mut fresh).unwrap();
         assert_eq!(fresh.lines().count(), 200);
+        fs::remove_dir_all(dir).unwrap();
+    }
+
+    #[test]
+    fn a_deleted_file_is_served_empty_until_the_next_line_makes_it_again() {
+        let dir = std::env::temp_dir().join(format!("latency-store-deleted-{}", std::process::id()));
+        let path = dir.join("results.txt");
+        let store = Store::open(&path).unwrap();
+        let sent = crate::line::LocalTime { year: 2025, month: 8, day: 12, hour: 6, minute: 56, second: 53 };
+        let line = Line { sent, outcome: crate::line::Outcome::Timeout };
+        let served = |tail| {
+            let mut text = String::new();
+            let excerpt = store.excerpt(tail).unwrap();
+            excerpt.file.take(excerpt.len).read_to_string(&mut text).unwrap();
+            text
+        };
+        store.append(&line).unwrap();
+        store.append(&line).unwrap();
+        fs::remove_file(&path).unwrap();
+        assert_eq!(served(None), "");
+        assert_eq!(served(Some(1)), "");
+        store.append(&line).unwrap();
+        assert_eq!(served(None), format!("{line}\n"));
+        assert_eq!(fs::read_to_string(&path).unwrap(), format!("{line}\n"));
         fs::remove_dir_all(dir).unwrap();
     }
 

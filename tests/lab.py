@@ -38,6 +38,18 @@ def run(*args, check=True, **kwargs):
     return subprocess.run(args, check=check, capture_output=True, text=True, **kwargs)
 
 
+def wait_until(predicate, timeout, what):
+    """Calls `predicate` every 20 ms until it returns something true, and returns that. After
+    `timeout` seconds fails, saying `what` was awaited (a callable: its result, computed
+    then). The predicate may raise to fail at once, when what it waits for can no longer come."""
+    deadline = time.monotonic() + timeout
+    while not (result := predicate()):
+        if time.monotonic() >= deadline:
+            raise AssertionError(f"not within {timeout} s: {what() if callable(what) else what}")
+        time.sleep(0.02)
+    return result
+
+
 class Namespaces:
     """Two namespaces: `daemon` (198.51.100.1) and `target` (198.51.100.2)."""
 
@@ -111,15 +123,16 @@ class Process:
         return self.log.read_text()
 
     def wait_for(self, needle: str, timeout=10.0) -> str:
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
+        """The output once it holds `needle`; fails at once if the process ends without it."""
+        def seen():
+            ended = self.proc.poll() is not None
             text = self.text()
             if needle in text:
                 return text
-            if self.proc.poll() is not None:
-                break
-            time.sleep(0.02)
-        raise AssertionError(f"{needle!r} not seen in {self.log} within {timeout}s:\n{self.text()}")
+            if ended:
+                raise AssertionError(f"{needle!r} not seen in {self.log}, and the process ended:\n{text}")
+            return None
+        return wait_until(seen, timeout, lambda: f"{needle!r} in {self.log}:\n{self.text()}")
 
     def exit_code(self, timeout=5.0):
         """Waits for the process to end by itself."""
@@ -153,14 +166,16 @@ class Daemon(Process):
 
     def ready(self):
         """Waits until the daemon answers HTTP; fails at once if it exits instead."""
-        deadline = time.monotonic() + 10
-        while time.monotonic() < deadline and self.alive():
+        def answers():
+            if not self.alive():
+                raise AssertionError(f"the daemon exited instead of answering HTTP:\n{self.text()}")
             try:
                 self.net.request("HEAD", "/latency-results")
-                return self
+                return True
             except OSError:
-                time.sleep(0.02)
-        raise AssertionError(f"daemon never answered HTTP:\n{self.text()}")
+                return False
+        wait_until(answers, 10, lambda: f"an HTTP answer from the daemon:\n{self.text()}")
+        return self
 
     def lines(self):
         if not self.results.exists():
@@ -168,13 +183,11 @@ class Daemon(Process):
         return self.results.read_text().splitlines()
 
     def wait_lines(self, count, timeout=10.0):
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
+        """The results file's lines, once there are `count` or more."""
+        def enough():
             lines = self.lines()
-            if len(lines) >= count:
-                return lines
-            time.sleep(0.02)
-        raise AssertionError(f"wanted {count} lines, have {self.lines()}\n{self.text()}")
+            return lines if len(lines) >= count else None
+        return wait_until(enough, timeout, lambda: f"{count} lines, have {self.lines()}\n{self.text()}")
 
     def alive(self):
         return self.proc.poll() is None

@@ -1,28 +1,55 @@
 //! Durations as operators write them: `250ms`, `1s`, `5m`, `1h`.
 
+use std::fmt;
 use std::time::Duration;
+
+/// Why a text is not a duration. Which values to suggest instead depends on the setting,
+/// so the caller words the hint for the first two.
+#[derive(Debug, PartialEq, Eq)]
+pub enum Error {
+    /// Does not start with a number.
+    NoNumber,
+    /// A number alone, which could mean seconds or milliseconds.
+    MissingUnit(u64),
+    Invalid(String),
+}
+
+impl fmt::Display for Error {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Error::NoNumber => f.write_str("expected a whole number followed by ms, s, m or h"),
+            Error::MissingUnit(number) => write!(f, "missing unit after {number}: use ms, s, m or h"),
+            Error::Invalid(reason) => f.write_str(reason),
+        }
+    }
+}
 
 /// Parses a number followed by a unit (`ms`, `s`, `m`, `h`). Whole numbers only, so that the
 /// value written in `/etc/default/latency` is exactly the value used.
-pub fn parse(text: &str) -> Result<Duration, String> {
+pub fn parse(text: &str) -> Result<Duration, Error> {
     let digits_end = text.find(|c: char| !c.is_ascii_digit()).unwrap_or(text.len());
     let (number, unit) = text.split_at(digits_end);
     if number.is_empty() {
-        return Err("expected a whole number followed by ms, s, m or h, like 250ms or 60s".into());
+        return Err(Error::NoNumber);
     }
-    let value: u64 = number.parse().map_err(|_| format!("{number} is too large"))?;
+    let value: u64 = number.parse().map_err(|_| Error::Invalid(format!("{number} is too large")))?;
     let millis_per_unit = match unit {
         "ms" => 1,
         "s" => 1_000,
         "m" => 60_000,
         "h" => 3_600_000,
-        "" => return Err(format!("missing unit: write {value}s or {value}ms")),
-        other => return Err(format!("unknown unit '{}': use ms, s, m or h", other.escape_debug())),
+        "" => return Err(Error::MissingUnit(value)),
+        other => {
+            return Err(Error::Invalid(format!(
+                "unknown unit '{}': use ms, s, m or h",
+                other.escape_debug()
+            )));
+        }
     };
     value
         .checked_mul(millis_per_unit)
         .map(Duration::from_millis)
-        .ok_or_else(|| format!("{text} is too large"))
+        .ok_or_else(|| Error::Invalid(format!("{text} is too large")))
 }
 
 /// Formats a duration the way `parse` reads it, choosing the largest exact unit.
@@ -55,7 +82,7 @@ mod tests {
             ("", "whole number"),
             ("s", "whole number"),
             ("1.5s", "unknown unit '.5s'"),
-            ("10", "missing unit"),
+            ("10", "missing unit after 10"),
             ("10 s", "unknown unit ' s'"),
             ("-1s", "whole number"),
             ("3d", "unknown unit 'd'"),
@@ -63,7 +90,7 @@ mod tests {
             ("9999999999999999h", "too large"),
         ];
         for (text, reason) in cases {
-            let err = parse(text).expect_err(text);
+            let err = parse(text).expect_err(text).to_string();
             assert!(err.contains(reason), "{text}: {err}");
         }
     }

@@ -49,7 +49,7 @@ impl LinuxSocket {
                     Ok(fd) => (fd, SocketKind::Datagram),
                     Err(datagram) => {
                         let gid = nix::unistd::getegid().as_raw();
-                        return Err(NetError::Open { raw, datagram, gid });
+                        return Err(NetError::Open { raw, datagram, gid, range: ping_group_range() });
                     }
                 }
             }
@@ -141,6 +141,12 @@ impl LinuxSocket {
         let len = message.bytes.min(buf.len());
         Ok(Some(Arrival { len, source, at: arrival_time(kernel_wall, after_wall, after_monotonic) }))
     }
+}
+
+/// `net.ipv4.ping_group_range` in this network namespace, for the hint when no socket opens.
+fn ping_group_range() -> Option<super::PingGroupRange> {
+    let text = std::fs::read_to_string("/proc/sys/net/ipv4/ping_group_range").ok()?;
+    super::PingGroupRange::parse(&text)
 }
 
 /// Lets through only what the prober reads: echo replies and the errors that quote a request.

@@ -1,15 +1,12 @@
 """Fixtures for integration tests, over the two-host lab in tests/lab.py."""
 import os
 import shutil
-import sys
 import tempfile
 from pathlib import Path
 
 import pytest
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-from lab import (BINARY, DAEMON_IP, LINE, PORT, TARGET_IP, Daemon, Namespaces,  # noqa: E402,F401
-                 Responder, run)
+from lab import BINARY, Daemon, Namespaces, Responder
 
 
 def pytest_configure(config):

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from lab import BINARY, DAEMON_IP, LINE, PORT, TARGET_IP, frozen_thread, run
+from lab import BINARY, DAEMON_IP, LINE, NOBODY, PORT, TARGET_IP, frozen_thread, run, wait_until
 
 FAST = ("--target", TARGET_IP, "--interval", "200ms", "--timeout", "100ms")
 
@@ -36,9 +36,8 @@ def test_a_stuck_prober_does_not_hold_up_the_stop(net, start):
         daemon.proc.send_signal(signal.SIGTERM)
         # The held thread is reaped only when it is let go, so the process cannot be waited
         # for here: its main thread ending (state Z) marks the stop.
-        while Path(f"/proc/{pid}/stat").read_text().split(") ")[1][0] != "Z":
-            assert time.monotonic() - began < 5, "no stop within 5 s"
-            time.sleep(0.01)
+        wait_until(lambda: Path(f"/proc/{pid}/stat").read_text().split(") ")[1][0] == "Z", 5,
+                   "the daemon's main thread ending")
         stopped_after = time.monotonic() - began
     assert daemon.proc.wait(5) == 1
     assert stopped_after < 1.0, stopped_after
@@ -102,44 +101,61 @@ def test_a_fifo_or_a_device_is_refused(net, start, tmp_path, kind):
     assert ("it is a FIFO" if kind == "fifo" else "it is a character device") in text, text
 
 
+# Bad configuration exits 2 before anything starts; a start-up failure (a name that does not
+# resolve, a results path that cannot be made) exits 1.
 BAD_FLAGS = [
-    (["--bogus"], "--bogus: unknown option"),
-    (["--interval", "0"], "--interval 0: missing unit"),
-    (["--interval", "0s"], "--interval 0s: must be at least 100ms"),
-    (["--listen", "nonsense"], "--listen nonsense: expected ADDRESS:PORT"),
-    (["--timeout", "5s", "--interval", "5s"], "--timeout 5s: must be shorter than the interval"),
-    (["--target", "0.0.0.0"], "--target 0.0.0.0: is the unspecified address"),
-    (["--target", "224.0.0.1"], "--target 224.0.0.1: is a broadcast or multicast address"),
-    (["--interval", "1h", "--timeout", "2m"], "--timeout 2m: must be at most 1m"),
-    (["--interval", "5s\nINFO forged line"], "--interval 5s\\nINFO forged line: unknown unit"),
-    (["--results", "/tmp/x\nERROR forged/results.txt"], "--results /tmp/x\\nERROR forged/results.txt: must not"),
-    (["--target", "nosuch.invalid"], "target nosuch.invalid: cannot resolve"),
-    (["--results", "/proc/version/results.txt"], "/proc/version"),
-    (["--results", "/proc/sys/latency/results.txt"], "/proc/sys/latency"),
+    (["--bogus"], "--bogus: unknown option", 2),
+    (["--interval", "0"], "--interval 0: missing unit, and neither 0s nor 0ms is allowed (must be at least 100ms): "
+                          "write, say, 1m, the default", 2),
+    (["--timeout", "0"], "--timeout 0: missing unit, and neither 0s nor 0ms is allowed (must be at least 1ms): "
+                         "write, say, 2s, the default", 2),
+    (["--interval", "0s"], "--interval 0s: must be at least 100ms", 2),
+    (["--listen", "nonsense"], "--listen nonsense: expected ADDRESS:PORT", 2),
+    (["--timeout", "5s", "--interval", "5s"], "--timeout 5s: must be shorter than the interval", 2),
+    (["--target", "0.0.0.0"], "--target 0.0.0.0: is the unspecified address", 2),
+    (["--target", "224.0.0.1"], "--target 224.0.0.1: is a broadcast or multicast address", 2),
+    (["--interval", "1h", "--timeout", "2m"], "--timeout 2m: must be at most 1m", 2),
+    (["--interval", "5s\nINFO forged line"], "--interval 5s\\nINFO forged line: unknown unit", 2),
+    (["--results", "/tmp/x\nERROR forged/results.txt"], "--results /tmp/x\\nERROR forged/results.txt: must not", 2),
+    (["--target", "nosuch.invalid"], "target nosuch.invalid: cannot resolve", 1),
+    (["--results", "/proc/version/results.txt"], "/proc/version", 1),
+    (["--results", "/proc/sys/latency/results.txt"], "/proc/sys/latency", 1),
 ]
 
 
-@pytest.mark.parametrize("flags,message", BAD_FLAGS, ids=[" ".join(f) for f, _ in BAD_FLAGS])
-def test_bad_flags_exit_non_zero_with_one_line_and_do_nothing(net, tmp_path, flags, message):
+@pytest.mark.parametrize("flags,message,code", BAD_FLAGS, ids=[" ".join(f) for f, _, _ in BAD_FLAGS])
+def test_bad_flags_exit_with_their_code_and_one_line_and_do_nothing(net, tmp_path, flags, message, code):
     results = tmp_path / "state" / "results.txt"
     args = ["ip", "netns", "exec", net.daemon, str(BINARY), "--listen", f"{DAEMON_IP}:{PORT}"]
     if "--results" not in flags:
         args += ["--results", str(results)]
     began = time.monotonic()
     done = run(*args, *flags, check=False, timeout=10, env={"PATH": os.environ["PATH"]})
-    assert done.returncode != 0
+    assert done.returncode == code, (done.returncode, done.stderr)
     assert time.monotonic() - began < 5
     output = done.stderr.strip()
     assert message in output and "\n" not in output, output
     assert not results.parent.exists(), "nothing is created for a bad configuration"
 
 
-def test_a_taken_port_is_named(net, start, tmp_path):
+def test_a_taken_port_is_named_and_nothing_is_created(net, start, tmp_path):
     first = start(*FAST).ready()
     second = start(*FAST, results=tmp_path / "other" / "results.txt")
     assert second.exit_code() == 1
     assert f"bind {DAEMON_IP}:{PORT}" in second.text()
+    assert not (tmp_path / "other").exists(), "a failed start leaves no results directory"
     assert first.alive()
+
+
+@pytest.mark.parametrize("relative", ["results.txt", "state/results.txt"])
+def test_a_start_without_an_icmp_socket_creates_nothing(net, start, nobody_dir, relative):
+    # nobody has no CAP_NET_RAW, and the kernel's default range lets no group open ping sockets.
+    net.sysctl(net.daemon, "net.ipv4.ping_group_range=1 0")
+    results = nobody_dir / relative
+    daemon = start(*FAST, results=results, prefix=NOBODY)
+    assert daemon.exit_code() == 1
+    assert "cannot open an ICMP socket" in daemon.text()
+    assert list(nobody_dir.iterdir()) == [], "a failed start leaves no results file or directory"
 
 
 @pytest.fixture
@@ -172,11 +188,12 @@ def test_systemd_hears_ready_watchdog_and_status(net, start, notify):
     listener, env = notify
     daemon = start(*FAST, env=env)
     messages = []
-    deadline = time.monotonic() + 3
-    while time.monotonic() < deadline:
+
+    def heard_enough():
         messages.append(listener.recv(4096).decode())
-        if sum(m == "WATCHDOG=1" for m in messages) >= 2 and any("Latency:" in m for m in messages):
-            break
+        return sum(m == "WATCHDOG=1" for m in messages) >= 2 and any("Latency:" in m for m in messages)
+
+    wait_until(heard_enough, 3, lambda: f"two watchdog pings and a status line, have {messages}")
     ready = [m for m in messages if m.startswith("READY=1")]
     assert ready, messages
     status, _, _ = net.request("GET", "/latency-results")
@@ -190,8 +207,7 @@ def test_systemd_hears_ready_watchdog_and_status(net, start, notify):
 def test_the_watchdog_ping_is_withheld_while_the_prober_is_stalled(net, start, notify):
     listener, env = notify
     daemon = start(*FAST, env=env).ready()
-    while listener.recv(4096).decode() != "WATCHDOG=1":
-        pass
+    wait_until(lambda: listener.recv(4096).decode() == "WATCHDOG=1", 3, "a watchdog ping")
     with frozen_thread(daemon.proc.pid, "prober"):
         # A tick may still count loop turns made just before the freeze.
         time.sleep(0.5)
@@ -202,8 +218,7 @@ def test_the_watchdog_ping_is_withheld_while_the_prober_is_stalled(net, start, n
     assert "WATCHDOG=1" not in during, during
     assert "withholding the watchdog ping" in daemon.text()
     listener.settimeout(2)
-    while listener.recv(4096).decode() != "WATCHDOG=1":
-        pass
+    wait_until(lambda: listener.recv(4096).decode() == "WATCHDOG=1", 2, "the watchdog ping coming back")
     assert daemon.alive()
 
 
