@@ -5,7 +5,7 @@
 pub mod duration;
 
 use std::fmt;
-use std::net::{Ipv4Addr, SocketAddr};
+use std::net::{Ipv4Addr, SocketAddr, SocketAddrV4};
 use std::path::PathBuf;
 use std::time::Duration;
 
@@ -64,41 +64,129 @@ impl fmt::Display for ConfigError {
 
 impl std::error::Error for ConfigError {}
 
-pub const USAGE: &str = "\
-Usage: latency [OPTIONS]
+/// The listen address when none is given: every IPv4 address.
+pub const DEFAULT_LISTEN: SocketAddr = SocketAddr::V4(SocketAddrV4::new(Ipv4Addr::UNSPECIFIED, 5000));
+/// Where the results file goes when neither a path nor systemd's state directory is given.
+pub const DEFAULT_RESULTS_DIR: &str = "/var/lib/latency";
+const RESULTS_FILE_NAME: &str = "results.txt";
+
+/// A rule a setting's value must follow, worded as every document states it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Limit {
+    AtLeast(Duration),
+    AtMost(Duration),
+    ShorterThanInterval,
+}
+
+impl fmt::Display for Limit {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Limit::AtLeast(min) => write!(f, "at least {}", duration::format(*min)),
+            Limit::AtMost(max) => write!(f, "at most {}", duration::format(*max)),
+            Limit::ShorterThanInterval => f.write_str("shorter than the interval"),
+        }
+    }
+}
+
+/// One setting, as parsed and as documented. `--help` is written from these, and
+/// `tests/docs_agree.rs` holds the man page, `/etc/default/latency` and the README to them.
+pub struct Setting {
+    pub flag: &'static str,
+    pub env: &'static str,
+    /// What the value is, in usage lines: `HOST`, `DUR`.
+    pub placeholder: &'static str,
+    pub about: &'static str,
+    /// The value used when none is given (outside systemd, at the default interval), as an
+    /// operator would write it; `None` when there is none.
+    pub default: fn() -> Option<String>,
+    /// How the default varies, as the docs say it after the value.
+    pub default_varies: &'static str,
+    pub limits: &'static [Limit],
+}
+
+impl Setting {
+    /// The default as every document states it.
+    pub fn documented_default(&self) -> String {
+        let value = (self.default)().unwrap_or_else(|| "none".into());
+        format!("{value}{}", self.default_varies)
+    }
+}
+
+pub const TARGET: Setting = Setting {
+    flag: "--target",
+    env: "LATENCY_TARGET",
+    placeholder: "HOST",
+    about: "IPv4 address or host name to probe; without one, /latency answers 503",
+    default: || None,
+    default_varies: "",
+    limits: &[],
+};
+pub const INTERVAL: Setting = Setting {
+    flag: "--interval",
+    env: "LATENCY_INTERVAL",
+    placeholder: "DUR",
+    about: "Time between scheduled probes",
+    default: || Some(duration::format(DEFAULT_INTERVAL)),
+    default_varies: "",
+    limits: &[Limit::AtLeast(MIN_INTERVAL)],
+};
+pub const TIMEOUT: Setting = Setting {
+    flag: "--timeout",
+    env: "LATENCY_TIMEOUT",
+    placeholder: "DUR",
+    about: "How long a probe waits for its reply",
+    default: || Some(duration::format(DEFAULT_TIMEOUT.min(DEFAULT_INTERVAL / 2))),
+    default_varies: ", or half the interval if that is shorter",
+    limits: &[Limit::AtLeast(MIN_TIMEOUT), Limit::AtMost(MAX_TIMEOUT), Limit::ShorterThanInterval],
+};
+pub const LISTEN: Setting = Setting {
+    flag: "--listen",
+    env: "LATENCY_LISTEN",
+    placeholder: "ADDR:PORT",
+    about: "HTTP listen address",
+    default: || Some(DEFAULT_LISTEN.to_string()),
+    default_varies: "",
+    limits: &[],
+};
+pub const RESULTS: Setting = Setting {
+    flag: "--results",
+    env: "LATENCY_RESULTS",
+    placeholder: "PATH",
+    about: "Results file, created with its directory",
+    default: || Some(format!("{DEFAULT_RESULTS_DIR}/{RESULTS_FILE_NAME}")),
+    default_varies: ", or $STATE_DIRECTORY/results.txt under systemd",
+    limits: &[],
+};
+pub const SETTINGS: [&Setting; 5] = [&TARGET, &INTERVAL, &TIMEOUT, &LISTEN, &RESULTS];
+
+/// The `--help` text, written from [`SETTINGS`].
+pub fn usage() -> String {
+    let mut text = String::from(
+        "Usage: latency [OPTIONS]
 
 Measures ICMP round-trip time to a target, appends one line per probe to a results
 file and serves them over HTTP (GET /latency, GET /latency-results[?tail=N]).
 
 Options (each also read from the environment variable shown; the flag wins):
-  --target HOST        LATENCY_TARGET    IPv4 address or host name to probe (default: none,
-                                         the daemon idles and /latency answers 503)
-  --interval DUR       LATENCY_INTERVAL  time between scheduled probes (default: 60s)
-  --timeout DUR        LATENCY_TIMEOUT   how long to wait for a reply, at most 1m (default: 2s,
-                                         or half the interval if that is shorter)
-  --listen ADDR:PORT   LATENCY_LISTEN    HTTP listen address (default: 0.0.0.0:5000)
-  --results PATH       LATENCY_RESULTS   results file (default: $STATE_DIRECTORY/results.txt,
-                                         else /var/lib/latency/results.txt)
-  -h, --help           print this help
+",
+    );
+    for setting in SETTINGS {
+        let flag = format!("{} {}", setting.flag, setting.placeholder);
+        let limits: Vec<String> = setting.limits.iter().map(Limit::to_string).collect();
+        let limits = if limits.is_empty() { String::new() } else { format!("; {}", limits.join(", ")) };
+        text += &format!("  {flag:<20} {}\n", setting.env);
+        text += &format!("      {}{limits}.\n", setting.about);
+        text += &format!("      Default: {}.\n", setting.documented_default());
+    }
+    text += "  -h, --help           print this help
   -V, --version        print the version
 
 DUR is a whole number with a unit: 250ms, 1s, 5m, 1h.
 Signals: SIGTERM/SIGINT stop; SIGHUP reopens the results file and re-resolves the target.
 Log level: RUST_LOG=debug|info|warn|error (default info).
 ";
-
-/// One setting: its flag, its variable, and how a missing value is described.
-struct Setting {
-    flag: &'static str,
-    env: &'static str,
+    text
 }
-
-const TARGET: Setting = Setting { flag: "--target", env: "LATENCY_TARGET" };
-const INTERVAL: Setting = Setting { flag: "--interval", env: "LATENCY_INTERVAL" };
-const TIMEOUT: Setting = Setting { flag: "--timeout", env: "LATENCY_TIMEOUT" };
-const LISTEN: Setting = Setting { flag: "--listen", env: "LATENCY_LISTEN" };
-const RESULTS: Setting = Setting { flag: "--results", env: "LATENCY_RESULTS" };
-const SETTINGS: [&Setting; 5] = [&TARGET, &INTERVAL, &TIMEOUT, &LISTEN, &RESULTS];
 
 /// A raw value and the name it was given under, for error messages.
 struct Given {
@@ -172,7 +260,7 @@ where
         Some(g) => g.value.parse().map_err(|_| {
             g.error("expected ADDRESS:PORT with an IP address, like 0.0.0.0:5000 or 127.0.0.1:8080")
         })?,
-        None => SocketAddr::from(([0, 0, 0, 0], 5000)),
+        None => DEFAULT_LISTEN,
     };
     let results = match given(&RESULTS) {
         Some(g) => parse_results_path(&g)?,
@@ -293,8 +381,8 @@ fn default_results_path(state_directory: Option<String>) -> PathBuf {
         .as_deref()
         .and_then(|dirs| dirs.split(':').next())
         .filter(|dir| !dir.is_empty())
-        .unwrap_or("/var/lib/latency");
-    PathBuf::from(dir).join("results.txt")
+        .unwrap_or(DEFAULT_RESULTS_DIR);
+    PathBuf::from(dir).join(RESULTS_FILE_NAME)
 }
 
 #[cfg(test)]
@@ -411,6 +499,46 @@ mod tests {
                 let mut fixed = args.to_vec();
                 fixed[args.len() - 1] = value;
                 assert!(run(&fixed, &[]).is_ok(), "{message}: {fixed:?} is refused");
+            }
+        }
+    }
+
+    #[test]
+    fn each_documented_default_is_what_an_empty_command_line_gets() {
+        let defaults = run(&[], &[]).unwrap();
+        for setting in SETTINGS {
+            match (setting.default)() {
+                Some(value) => {
+                    assert_eq!(run(&[setting.flag, &value], &[]), Ok(defaults.clone()), "{}", setting.flag)
+                }
+                None => assert_eq!(defaults.target, None, "{} has no default", setting.flag),
+            }
+        }
+    }
+
+    #[test]
+    fn each_documented_limit_is_enforced_at_its_bound() {
+        let ms = Duration::from_millis;
+        for setting in SETTINGS {
+            // A long interval leaves room for the longest timeout.
+            let interval = if setting.flag == INTERVAL.flag { "100ms" } else { "2h" };
+            for limit in setting.limits {
+                let (inside, outside, interval) = match *limit {
+                    Limit::AtLeast(min) => (min, min - ms(1), interval),
+                    Limit::AtMost(max) => (max, max + ms(1), interval),
+                    Limit::ShorterThanInterval => (ms(9_999), ms(10_000), "10s"),
+                };
+                let args = |value: Duration| {
+                    let value = duration::format(value);
+                    run(&["--interval", interval, setting.flag, &value], &[])
+                };
+                assert!(args(inside).is_ok(), "{} {limit}: {:?}", setting.flag, args(inside));
+                let err = args(outside).expect_err(&format!("{} {limit}", setting.flag));
+                assert!(
+                    err.reason.starts_with(&format!("must be {limit}")),
+                    "{} {limit}: {err}",
+                    setting.flag
+                );
             }
         }
     }

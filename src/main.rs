@@ -28,7 +28,7 @@ fn main() -> ExitCode {
         }
     };
     match command {
-        Command::Help => print!("{}", config::USAGE),
+        Command::Help => print!("{}", config::usage()),
         Command::Version => println!("latency {VERSION}"),
         Command::Run(config) => {
             logging::init();
