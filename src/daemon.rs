@@ -16,13 +16,14 @@ use signal_hook::consts::{SIGHUP, SIGINT, SIGTERM};
 use signal_hook::iterator::Signals;
 
 use crate::config::{self, Config, duration};
+use crate::engine::{self, Identity};
 use crate::http::server::{self, Context, ServerError};
 use crate::line::Line;
 use crate::net::linux::LinuxSocket;
 use crate::net::{IcmpSocket, NetError};
 use crate::notify::{self, Liveness, Notifier};
 use crate::packet::Token;
-use crate::prober::{Heartbeat, Identity, Prober, ProberHandle, Settings};
+use crate::prober::{Heartbeat, Prober, ProberHandle, Settings};
 use crate::store::{Store, StoreError};
 
 pub const VERSION: &str = env!("CARGO_PKG_VERSION");
@@ -179,10 +180,12 @@ pub fn run(config: Config) -> Result<(), DaemonError> {
     let (prober, prober_thread) = match target {
         Some(target) => {
             let settings = Settings {
-                target,
-                interval: config.interval,
-                timeout: config.timeout,
-                identity,
+                engine: engine::Settings {
+                    target,
+                    interval: config.interval,
+                    timeout: config.timeout,
+                    identity,
+                },
                 max_wait: watchdog_every.map_or(MAX_WAIT, |every| (every / 2).min(MAX_WAIT)),
             };
             let status = status_reporter(notifier.clone());

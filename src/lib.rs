@@ -9,6 +9,8 @@ pub mod clock;
 pub mod config;
 /// Threads, signals and shutdown: the running daemon.
 pub mod daemon;
+/// The prober's decisions without I/O: schedule, shared probes, matching, expiry.
+pub mod engine;
 /// HTTP routing decisions, and the tiny_http server around them.
 pub mod http;
 /// The seed results line and its local timestamp, formatted and parsed.
@@ -21,7 +23,7 @@ pub mod net;
 pub mod notify;
 /// ICMP echo packets: encode, parse, checksum, the IPv4 header.
 pub mod packet;
-/// The probing thread: schedule, on-demand probes shared by concurrent callers, matching.
+/// The probing thread: a thin loop that carries out the engine's decisions on a real socket.
 pub mod prober;
 /// When the next scheduled probe is due (fixed rate); never sleeps.
 pub mod schedule;

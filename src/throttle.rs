@@ -1,7 +1,15 @@
 //! Keeps a flood of like log lines (forged or stray replies, say) from filling the journal:
 //! at most a burst of them per window, and a count of those held back.
 
+use std::fmt;
 use std::time::{Duration, Instant};
+
+use log::warn;
+
+/// A journal line of one kind (a forged reply, a failed write) at most this often in a burst,
+/// per window: a flood of them must not fill the journal.
+const JOURNAL_BURST: u32 = 20;
+const JOURNAL_WINDOW: Duration = Duration::from_secs(60);
 
 pub struct Throttle {
     window: Duration,
@@ -14,6 +22,22 @@ pub struct Throttle {
 impl Throttle {
     pub fn new(window: Duration, burst: u32) -> Self {
         Throttle { window, burst, window_start: None, admitted: 0, held_back: 0 }
+    }
+
+    /// The throttle for one kind of journal line.
+    pub fn for_journal() -> Self {
+        Throttle::new(JOURNAL_WINDOW, JOURNAL_BURST)
+    }
+
+    /// Logs `line` as a warning unless it is held back, first saying how many were held back
+    /// before it.
+    pub fn warn(&mut self, now: Instant, line: fmt::Arguments) {
+        if let Some(held_back) = self.admit(now) {
+            if held_back > 0 {
+                warn!("{held_back} more lines like the next were not logged, to keep the journal readable");
+            }
+            warn!("{line}");
+        }
     }
 
     /// Whether a line may be logged at `now`: `Some` with the number of lines held back
