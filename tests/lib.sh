@@ -26,17 +26,19 @@ apt_update_once() {
 	[[ -z ${LATENCY_APT_STAMP:-} ]] || : >"$LATENCY_APT_STAMP"
 }
 
-# need_debs [APT-GET OPTION...] [--] PACKAGE...: installs the Debian packages that are not
+# need_debs [APT-GET OPTION... --] PACKAGE...: installs the Debian packages that are not
 # installed yet. --no-remove: never let a dependency take away a package the machine has.
 need_debs() {
 	local opts=() missing=() p
-	while (($#)) && [[ $1 == -* ]]; do
-		[[ $1 == -- ]] && { shift; break; }
-		opts+=("$1")
+	if [[ " $* " == *" -- "* ]]; then
+		while [[ $1 != -- ]]; do
+			opts+=("$1")
+			shift
+		done
 		shift
-	done
+	fi
 	for p; do
-		installed "${p%%/*}" || missing+=("$p")
+		installed "$p" || missing+=("$p")
 	done
 	((${#missing[@]})) || return 0
 	apt_update_once
