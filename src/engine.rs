@@ -1,11 +1,15 @@
-//! The prober's decisions without I/O: when a probe is due, which caller shares which probe,
-//! which packet answers which probe, when a probe has timed out. The prober thread
-//! (`prober.rs`) hands it the time, callers, packets and the outcome of each send, and carries
-//! out what it returns: requests to send, and ended probes to store and hand to their callers.
-//! It owns no socket, clock or thread, so tests drive it with a fake clock and scripted packets.
+//! The prober's decisions without I/O: when each target's probe is due, which caller shares
+//! which probe, which packet answers which probe, when a probe has timed out. The prober
+//! thread (`prober.rs`) hands it the time, callers, packets and the outcome of each send, and
+//! carries out what it returns: requests to send, and ended probes to store and hand to their
+//! callers. It owns no socket, clock or thread, so tests drive it with a fake clock and
+//! scripted packets.
 
+use std::cmp::Reverse;
+use std::collections::BinaryHeap;
 use std::fmt;
-use std::net::Ipv4Addr;
+use std::net::IpAddr;
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use log::{debug, info, warn};
@@ -14,7 +18,7 @@ use crate::config::duration;
 use crate::line::{Line, LocalTime, Outcome};
 use crate::net::{Arrival, NetError, QueuedError, SocketKind};
 use crate::packet::icmp::{self, Echo, ErrorKind, Message, Quoted};
-use crate::packet::{self, Token};
+use crate::packet::{self, Family, Token};
 use crate::schedule::Schedule;
 use crate::throttle::Throttle;
 use crate::tracker::{Ticket, Tracker, Verdict};
@@ -27,19 +31,50 @@ pub struct Identity {
     pub token: Token,
 }
 
+/// Where probes to a target go: an IP address, and for a link-local IPv6 address the
+/// interface it is on.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Address {
+    pub ip: IpAddr,
+    pub scope_id: u32,
+}
+
+impl From<IpAddr> for Address {
+    fn from(ip: IpAddr) -> Self {
+        Address { ip, scope_id: 0 }
+    }
+}
+
+impl fmt::Display for Address {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self.scope_id {
+            0 => self.ip.fmt(f),
+            scope => write!(f, "{}%{scope}", self.ip),
+        }
+    }
+}
+
+/// One target as configured: its NAME, and its address once known.
+pub struct TargetSettings {
+    pub name: Arc<str>,
+    pub address: Option<Address>,
+}
+
 pub struct Settings {
-    pub target: Ipv4Addr,
+    pub targets: Vec<TargetSettings>,
     pub interval: Duration,
     pub timeout: Duration,
     pub identity: Identity,
 }
 
-/// A probe to send now. Encode it with `Engine::request`, send it, and report with
-/// `Engine::sent` before asking the engine for anything else.
-#[derive(Debug)]
+/// A probe to send now. Encode it with `Engine::request`, send it (if it has an address),
+/// and report with `Engine::sent` before asking the engine for anything else.
+#[derive(Debug, PartialEq)]
 pub struct Probe<W> {
     ticket: Ticket,
-    pub target: Ipv4Addr,
+    target: usize,
+    /// `None`: the target's name has no address (yet); the probe ends as a timeout unsent.
+    pub address: Option<Address>,
     waiter: Option<W>,
 }
 
@@ -50,113 +85,147 @@ pub struct Ended<W> {
     pub waiters: Vec<W>,
 }
 
-/// A probe waiting for its reply: where it went, when, and who wants its line.
+struct Target {
+    name: Arc<str>,
+    address: Option<Address>,
+    schedule: Schedule,
+}
+
+/// A probe waiting for its reply: to which target and address, when, and who wants its line.
 struct Pending<W> {
-    target: Ipv4Addr,
+    target: usize,
+    address: Address,
     sent: LocalTime,
     waiters: Vec<W>,
 }
 
-impl<W> Pending<W> {
-    fn end(self, outcome: Outcome) -> Ended<W> {
-        Ended { line: Line { sent: self.sent, outcome }, waiters: self.waiters }
-    }
-}
-
 /// The prober's state, generic over `W`, whatever stands for a caller waiting for a line.
 pub struct Engine<W> {
-    target: Ipv4Addr,
+    targets: Vec<Target>,
+    /// Lines carry their target's NAME when there are several targets.
+    named: bool,
     timeout: Duration,
     identity: Identity,
-    kind: SocketKind,
+    /// One numbering for all targets: the 64-bit counter in each payload names one probe, so
+    /// a reply is never credited to another target's probe, whatever its sequence number.
     tracker: Tracker<Pending<W>>,
-    schedule: Schedule,
+    /// Each target's next slot, soonest first.
+    slots: BinaryHeap<Reverse<(Instant, usize)>>,
     ignored_log: Throttle,
 }
 
 impl<W> Engine<W> {
-    /// The first scheduled probe is due at `now`.
-    pub fn new(settings: &Settings, kind: SocketKind, now: Instant) -> Self {
+    /// Each target on its own fixed-rate schedule, the first slots spread evenly over the
+    /// first interval from `now`, so N targets never get N echo requests at once.
+    pub fn new(settings: Settings, now: Instant) -> Self {
+        let count = settings.targets.len().max(1) as u32;
+        let named = settings.targets.len() > 1;
+        let targets: Vec<Target> = settings
+            .targets
+            .into_iter()
+            .enumerate()
+            .map(|(index, target)| Target {
+                name: target.name,
+                address: target.address,
+                schedule: Schedule::new(now + settings.interval * index as u32 / count, settings.interval),
+            })
+            .collect();
+        let slots = targets.iter().enumerate().map(|(index, t)| Reverse((t.schedule.next_due(), index))).collect();
         Engine {
-            target: settings.target,
+            targets,
+            named,
             timeout: settings.timeout,
             identity: settings.identity,
-            kind,
             tracker: Tracker::new(settings.timeout),
-            schedule: Schedule::new(now, settings.interval),
+            slots,
             ignored_log: Throttle::for_journal(),
         }
     }
 
-    /// The scheduled probe, if one is due at `now`.
+    /// The next scheduled probe due at `now`, if any; call again until `None`.
     pub fn due(&mut self, now: Instant) -> Option<Probe<W>> {
-        let skipped = self.schedule.take_due(now)?;
-        if skipped > 0 {
-            warn!("the prober fell behind and skipped {skipped} scheduled probes");
+        let Reverse((at, index)) = *self.slots.peek()?;
+        if at > now {
+            return None;
         }
-        Some(self.probe(None))
+        self.slots.pop();
+        let schedule = &mut self.targets[index].schedule;
+        let skipped = schedule.take_due(now).unwrap_or(0);
+        self.slots.push(Reverse((schedule.next_due(), index)));
+        if skipped > 0 {
+            warn!("the prober fell behind and skipped {skipped} scheduled probes to {}", self.targets[index].name);
+        }
+        Some(self.probe(index, None))
     }
 
-    /// A caller wants a line: it shares the newest probe in flight, or gets a probe of its own.
-    pub fn caller(&mut self, waiter: W) -> Option<Probe<W>> {
-        match self.tracker.newest_mut() {
+    /// A caller wants a line for target `index`: it shares the newest probe to that target in
+    /// flight, or gets a probe of its own.
+    pub fn caller(&mut self, index: usize, waiter: W) -> Option<Probe<W>> {
+        match self.tracker.newest_mut(|pending| pending.target == index) {
             Some(pending) => {
                 pending.waiters.push(waiter);
                 None
             }
-            None => Some(self.probe(Some(waiter))),
+            None => Some(self.probe(index, Some(waiter))),
         }
     }
 
-    /// Probes go to `target` from now on; a probe in flight still expects its reply from the
-    /// address it went to.
-    pub fn retarget(&mut self, target: Ipv4Addr) {
-        if target != self.target {
-            info!("target is now {target} (was {})", self.target);
-            self.target = target;
+    /// Probes to target `index` go to `address` from now on (`None`: it has none, and its
+    /// probes end as timeouts); a probe in flight still expects its reply from the address it
+    /// went to.
+    pub fn retarget(&mut self, index: usize, address: Option<Address>) {
+        let target = &mut self.targets[index];
+        if target.address != address {
+            match (target.address, address) {
+                (Some(old), Some(new)) => info!("target {} is now {new} (was {old})", target.name),
+                (None, Some(new)) => info!("target {} is now {new}", target.name),
+                (Some(old), None) => info!("target {} has no address now (was {old})", target.name),
+                (None, None) => {}
+            }
+            target.address = address;
         }
     }
 
-    fn probe(&self, waiter: Option<W>) -> Probe<W> {
-        Probe { ticket: self.tracker.next_ticket(), target: self.target, waiter }
+    fn probe(&self, target: usize, waiter: Option<W>) -> Probe<W> {
+        Probe { ticket: self.tracker.next_ticket(), target, address: self.targets[target].address, waiter }
     }
 
-    /// The echo request for `probe`, appended to `out`.
+    fn line(&self, index: usize, sent: LocalTime, outcome: Outcome) -> Line {
+        let target = self.named.then(|| self.targets[index].name.clone());
+        Line { sent, target, outcome }
+    }
+
+    /// The echo request for `probe`, appended to `out`; nothing for a probe without address.
     pub fn request(&self, probe: &Probe<W>, out: &mut Vec<u8>) {
+        let Some(address) = probe.address else { return };
         let payload = packet::payload(self.identity.token, probe.ticket.counter);
         Echo { identifier: self.identity.identifier, sequence: probe.ticket.sequence, payload: &payload }
-            .encode_request(out);
+            .encode_request(Family::of(address.ip), out);
     }
 
-    /// `probe` left at `sent` (its monotonic stamp, or why it could not go), at local time
-    /// `local`. A probe that could not be sent has ended.
-    pub fn sent(
-        &mut self,
-        probe: Probe<W>,
-        local: LocalTime,
-        sent: Result<Instant, NetError>,
-    ) -> Option<Ended<W>> {
-        let pending =
-            Pending { target: probe.target, sent: local, waiters: probe.waiter.into_iter().collect() };
-        match sent {
-            Ok(at) => {
+    /// `probe` left at `sent` (its monotonic stamp; `None`: it could not go, and has ended),
+    /// at local time `local`.
+    pub fn sent(&mut self, probe: Probe<W>, local: LocalTime, sent: Option<Instant>) -> Option<Ended<W>> {
+        let waiters = probe.waiter.into_iter().collect();
+        match (sent, probe.address) {
+            (Some(at), Some(address)) => {
+                let pending = Pending { target: probe.target, address, sent: local, waiters };
                 self.tracker.sent(probe.ticket, at, pending);
                 None
             }
-            Err(err) => {
-                warn!("{err}");
-                Some(pending.end(Outcome::Timeout))
-            }
+            _ => Some(Ended { line: self.line(probe.target, local, Outcome::Timeout), waiters }),
         }
     }
 
-    /// A packet read from the socket at `now`; the probe it ends, if it is a reply or an error
+    /// A packet read from a socket at `now`; the probe it ends, if it is a reply or an error
     /// about one in flight.
     pub fn packet(&mut self, data: &[u8], arrival: Arrival, now: Instant) -> Option<Ended<W>> {
-        let raw = self.kind == SocketKind::Raw;
+        // Raw sockets see every echo reply on the host; the kernel sets our identifier on
+        // ping sockets and delivers only their own.
+        let raw = arrival.kind == SocketKind::Raw;
         let ours = |identifier: u16| !raw || identifier == self.identity.identifier;
         let source = arrival.source;
-        match packet::parse(data, self.kind.framing()) {
+        match packet::parse(data, arrival.kind.framing(Family::of(source))) {
             Err(err) => {
                 debug!("ignored a packet from {source}: {err}");
                 None
@@ -164,9 +233,7 @@ impl<W> Engine<W> {
             Ok(Message::EchoReply { echo, checksum_valid }) if ours(echo.identifier) => {
                 self.reply(echo, checksum_valid, arrival, now)
             }
-            Ok(Message::Error { kind, quoted, checksum_valid })
-                if checksum_valid && ours(quoted.identifier) =>
-            {
+            Ok(Message::Error { kind, quoted, checksum_valid }) if checksum_valid && ours(quoted.identifier) => {
                 self.fail(kind, quoted, source)
             }
             Ok(_) => None,
@@ -195,9 +262,9 @@ impl<W> Engine<W> {
                 ),
             );
         };
-        // Each probe keeps the address it went to, so a SIGHUP that moved the target does not
+        // Each probe keeps the address it went to, so a new address for its target does not
         // turn the probe in flight into a timeout.
-        if let Some(sent_to) = self.tracker.get(counter).map(|pending| pending.target)
+        if let Some(sent_to) = self.tracker.get(counter).map(|pending| pending.address.ip)
             && sent_to != source
         {
             return self.ignored(
@@ -208,7 +275,7 @@ impl<W> Engine<W> {
         match self.tracker.reply(sequence, counter, arrival.at) {
             Verdict::Answered { rtt, tag } => {
                 debug!("reply from {source} to probe {sequence}: {} µs", rtt.as_micros());
-                Some(tag.end(Outcome::Reply(rtt)))
+                Some(self.end(tag, Outcome::Reply(rtt)))
             }
             Verdict::Duplicate => {
                 self.ignored(now, format_args!("ignored a duplicate reply from {source} to probe {sequence}"))
@@ -246,11 +313,12 @@ impl<W> Engine<W> {
     }
 
     /// Ends the probe an ICMP error is about, if it is still waiting.
-    fn fail(&mut self, kind: ErrorKind, quoted: Quoted, reporter: Ipv4Addr) -> Option<Ended<W>> {
-        let about_probe = |pending: &Pending<W>| pending.target == quoted.destination;
+    fn fail(&mut self, kind: ErrorKind, quoted: Quoted, reporter: IpAddr) -> Option<Ended<W>> {
+        let about_probe = |pending: &Pending<W>| pending.address.ip == quoted.destination;
         let pending = self.tracker.fail(quoted.sequence, about_probe)?;
-        warn!("probe {} to {}: {kind} (reported by {reporter})", quoted.sequence, quoted.destination);
-        Some(pending.end(Outcome::Timeout))
+        let name = &self.targets[pending.target].name;
+        warn!("probe {} to {name} ({}): {kind} (reported by {reporter})", quoted.sequence, quoted.destination);
+        Some(self.end(pending, Outcome::Timeout))
     }
 
     /// The probes whose timeout has passed at `now`, oldest first.
@@ -260,16 +328,24 @@ impl<W> Engine<W> {
         expired
             .into_iter()
             .map(|pending| {
-                warn!("no reply from {} within {timeout}", pending.target);
-                pending.end(Outcome::Timeout)
+                let name = &self.targets[pending.target].name;
+                warn!("no reply from {name} ({}) within {timeout}", pending.address);
+                self.end(pending, Outcome::Timeout)
             })
             .collect()
     }
 
+    fn end(&self, pending: Pending<W>, outcome: Outcome) -> Ended<W> {
+        Ended { line: self.line(pending.target, pending.sent, outcome), waiters: pending.waiters }
+    }
+
     /// When the engine next has something to do unprompted: a probe due, or one timing out.
-    pub fn next_wake(&self) -> Instant {
-        let next_due = self.schedule.next_due();
-        self.tracker.next_deadline().map_or(next_due, |deadline| deadline.min(next_due))
+    pub fn next_wake(&self) -> Option<Instant> {
+        let next_due = self.slots.peek().map(|Reverse((at, _))| *at);
+        match (next_due, self.tracker.next_deadline()) {
+            (Some(due), Some(deadline)) => Some(due.min(deadline)),
+            (due, deadline) => due.or(deadline),
+        }
     }
 }
 
@@ -279,10 +355,11 @@ mod tests {
     use crate::packet::checksum;
     use crate::packet::icmp::tests::reply_to;
     use crate::packet::ipv4::tests::wrap;
-    use nix::errno::Errno;
+    use std::net::Ipv4Addr;
 
     const US: Ipv4Addr = Ipv4Addr::new(198, 51, 100, 1);
     const TARGET: Ipv4Addr = Ipv4Addr::new(198, 51, 100, 2);
+    const OTHER: Ipv4Addr = Ipv4Addr::new(198, 51, 100, 3);
     const ELSEWHERE: Ipv4Addr = Ipv4Addr::new(203, 0, 113, 9);
     const INTERVAL: Duration = Duration::from_secs(10);
     const TIMEOUT: Duration = Duration::from_secs(1);
@@ -301,11 +378,22 @@ mod tests {
     }
 
     impl Lab {
+        /// One target, TARGET.
         fn new(kind: SocketKind) -> Self {
+            Lab::with_targets(kind, &[("target", Some(TARGET))])
+        }
+
+        fn with_targets(kind: SocketKind, targets: &[(&str, Option<Ipv4Addr>)]) -> Self {
             let t0 = Instant::now();
-            let settings =
-                Settings { target: TARGET, interval: INTERVAL, timeout: TIMEOUT, identity: IDENTITY };
-            Lab { engine: Engine::new(&settings, kind, t0), kind, t0 }
+            let targets = targets
+                .iter()
+                .map(|(name, address)| TargetSettings {
+                    name: Arc::from(*name),
+                    address: address.map(|ip| Address::from(IpAddr::V4(ip))),
+                })
+                .collect();
+            let settings = Settings { targets, interval: INTERVAL, timeout: TIMEOUT, identity: IDENTITY };
+            Lab { engine: Engine::new(settings, t0), kind, t0 }
         }
 
         fn at(&self, millis: u64) -> Instant {
@@ -314,9 +402,10 @@ mod tests {
 
         /// Sends `probe` at `millis`; its request as it went on the wire.
         fn send(&mut self, probe: Probe<u32>, millis: u64) -> Vec<u8> {
+            assert!(probe.address.is_some(), "a probe with an address");
             let mut request = Vec::new();
             self.engine.request(&probe, &mut request);
-            assert!(self.engine.sent(probe, LOCAL, Ok(self.at(millis))).is_none());
+            assert!(self.engine.sent(probe, LOCAL, Some(self.at(millis))).is_none());
             request
         }
 
@@ -332,7 +421,7 @@ mod tests {
                 SocketKind::Raw => wrap(source, US, 0, icmp),
                 SocketKind::Datagram => icmp.to_vec(),
             };
-            let arrival = Arrival { len: data.len(), source, at: self.at(millis) };
+            let arrival = Arrival { len: data.len(), source: IpAddr::V4(source), at: self.at(millis), kind: self.kind };
             self.engine.packet(&data, arrival, self.at(millis))
         }
 
@@ -341,12 +430,16 @@ mod tests {
         }
     }
 
+    fn named(target: &str, outcome: Outcome, waiters: Vec<u32>) -> Ended<u32> {
+        Ended { line: Line { sent: LOCAL, target: Some(Arc::from(target)), outcome }, waiters }
+    }
+
     fn reply(rtt: Duration, waiters: Vec<u32>) -> Option<Ended<u32>> {
-        Some(Ended { line: Line { sent: LOCAL, outcome: Outcome::Reply(rtt) }, waiters })
+        Some(Ended { line: Line { sent: LOCAL, target: None, outcome: Outcome::Reply(rtt) }, waiters })
     }
 
     fn timeout(waiters: Vec<u32>) -> Ended<u32> {
-        Ended { line: Line { sent: LOCAL, outcome: Outcome::Timeout }, waiters }
+        Ended { line: Line { sent: LOCAL, target: None, outcome: Outcome::Timeout }, waiters }
     }
 
     /// `icmp` with its checksum made right again after an edit.
@@ -362,25 +455,25 @@ mod tests {
         let mut lab = Lab::new(SocketKind::Raw);
         let request = lab.send_due(0);
         assert!(lab.engine.due(lab.at(1)).is_none());
-        assert_eq!(lab.engine.next_wake(), lab.at(1000), "the probe's deadline comes first");
+        assert_eq!(lab.engine.next_wake(), Some(lab.at(1000)), "the probe's deadline comes first");
         assert_eq!(lab.answer(&request, 5), reply(ms(5), vec![]));
-        assert_eq!(lab.engine.next_wake(), lab.at(10_000), "then the next slot");
+        assert_eq!(lab.engine.next_wake(), Some(lab.at(10_000)), "then the next slot");
         assert!(lab.engine.due(lab.at(9_999)).is_none());
         // A slow loop does not shift the grid.
         lab.send_due(10_300);
         assert_eq!(lab.engine.expire(lab.at(11_300)), vec![timeout(vec![])]);
-        assert_eq!(lab.engine.next_wake(), lab.at(20_000));
+        assert_eq!(lab.engine.next_wake(), Some(lab.at(20_000)));
     }
 
     #[test]
     fn callers_share_the_probe_in_flight_and_a_later_caller_gets_a_new_one() {
         let mut lab = Lab::new(SocketKind::Raw);
-        let probe = lab.engine.caller(1).expect("nothing in flight: a probe of its own");
+        let probe = lab.engine.caller(0, 1).expect("nothing in flight: a probe of its own");
         let request = lab.send(probe, 0);
-        assert!(lab.engine.caller(2).is_none());
-        assert!(lab.engine.caller(3).is_none());
+        assert!(lab.engine.caller(0, 2).is_none());
+        assert!(lab.engine.caller(0, 3).is_none());
         assert_eq!(lab.answer(&request, 2), reply(ms(2), vec![1, 2, 3]));
-        let probe = lab.engine.caller(4).expect("the shared probe has ended");
+        let probe = lab.engine.caller(0, 4).expect("the shared probe has ended");
         let request = lab.send(probe, 3);
         assert_eq!(lab.answer(&request, 4), reply(ms(1), vec![4]));
     }
@@ -392,11 +485,11 @@ mod tests {
         assert_eq!(lab.answer(&first, 3), reply(ms(3), vec![]));
         assert_eq!(lab.answer(&first, 4), None, "a duplicate");
 
-        let probe = lab.engine.caller(1).expect("a probe");
+        let probe = lab.engine.caller(0, 1).expect("a probe");
         let slow = lab.send(probe, 100);
         assert_eq!(lab.engine.expire(lab.at(1099)), vec![]);
         assert_eq!(lab.engine.expire(lab.at(1100)), vec![timeout(vec![1])], "lost, never 0 ms");
-        let probe = lab.engine.caller(2).expect("a probe");
+        let probe = lab.engine.caller(0, 2).expect("a probe");
         let next = lab.send(probe, 1200);
         assert_eq!(lab.answer(&slow, 1250), None, "the late reply is not the next probe's");
         assert_eq!(lab.answer(&next, 1260), reply(ms(60), vec![2]));
@@ -432,7 +525,7 @@ mod tests {
     #[test]
     fn an_icmp_error_quoting_the_probe_ends_it_at_once() {
         let mut lab = Lab::new(SocketKind::Raw);
-        let probe = lab.engine.caller(1).expect("a probe");
+        let probe = lab.engine.caller(0, 1).expect("a probe");
         let request = lab.send(probe, 0);
         let error_about = |destination: Ipv4Addr| {
             let quoted = wrap(US, destination, 0, &request);
@@ -453,8 +546,8 @@ mod tests {
             len: request.len(),
             icmp_type: icmp::DESTINATION_UNREACHABLE,
             code: 1,
-            destination,
-            reporter: TARGET,
+            destination: IpAddr::V4(destination),
+            reporter: IpAddr::V4(TARGET),
         };
         assert_eq!(lab.engine.queued_error(&request, error(ELSEWHERE)), None);
         assert_eq!(lab.engine.queued_error(&request, error(TARGET)), Some(timeout(vec![])));
@@ -463,10 +556,9 @@ mod tests {
     #[test]
     fn a_probe_that_cannot_be_sent_ends_as_a_timeout_for_its_caller() {
         let mut lab = Lab::new(SocketKind::Raw);
-        let probe = lab.engine.caller(7).expect("a probe");
-        let failed = Err(NetError::SendTo { target: TARGET, errno: Errno::ENETUNREACH });
-        assert_eq!(lab.engine.sent(probe, LOCAL, failed), Some(timeout(vec![7])));
-        let probe = lab.engine.caller(8).expect("nothing in flight to share");
+        let probe = lab.engine.caller(0, 7).expect("a probe");
+        assert_eq!(lab.engine.sent(probe, LOCAL, None), Some(timeout(vec![7])), "not sent");
+        let probe = lab.engine.caller(0, 8).expect("nothing in flight to share");
         let request = lab.send(probe, 1);
         assert_eq!(lab.answer(&request, 2), reply(ms(1), vec![8]));
     }
@@ -475,9 +567,54 @@ mod tests {
     fn retargeting_leaves_the_probe_in_flight_expecting_its_old_address() {
         let mut lab = Lab::new(SocketKind::Raw);
         let request = lab.send_due(0);
-        lab.engine.retarget(ELSEWHERE);
+        lab.engine.retarget(0, Some(IpAddr::V4(ELSEWHERE).into()));
         assert_eq!(lab.answer(&request, 4), reply(ms(4), vec![]));
         let probe = lab.engine.due(lab.at(10_000)).expect("due");
-        assert_eq!(probe.target, ELSEWHERE);
+        assert_eq!(probe.address, Some(IpAddr::V4(ELSEWHERE).into()));
+    }
+
+    #[test]
+    fn several_targets_are_spread_over_the_interval_and_their_lines_are_named() {
+        let targets = [("a", Some(TARGET)), ("b", Some(OTHER)), ("c", Some(TARGET)), ("d", Some(OTHER))];
+        let mut lab = Lab::with_targets(SocketKind::Raw, &targets);
+        let mut due_at = Vec::new();
+        for millis in (0..20_000).step_by(100) {
+            while let Some(probe) = lab.engine.due(lab.at(millis)) {
+                due_at.push((millis, probe.target));
+                lab.engine.sent(probe, LOCAL, None);
+            }
+        }
+        let expected = [0, 2500, 5000, 7500, 10_000, 12_500, 15_000, 17_500];
+        assert_eq!(due_at, expected.iter().enumerate().map(|(i, &at)| (at, i % 4)).collect::<Vec<_>>());
+        let probe = lab.engine.caller(1, 9).expect("a probe");
+        assert_eq!(lab.engine.sent(probe, LOCAL, None), Some(named("b", Outcome::Timeout, vec![9])));
+    }
+
+    #[test]
+    fn a_reply_is_credited_only_to_its_own_targets_probe() {
+        let mut lab = Lab::with_targets(SocketKind::Raw, &[("a", Some(TARGET)), ("b", Some(OTHER))]);
+        let probe = lab.engine.caller(0, 1).expect("a probe to a");
+        let to_a = lab.send(probe, 0);
+        let probe = lab.engine.caller(1, 2).expect("b does not share a's probe");
+        let to_b = lab.send(probe, 1);
+        assert!(lab.engine.caller(0, 3).is_none(), "a's probe is shared");
+        assert_eq!(lab.deliver(&reply_to(&to_a), OTHER, 2), None, "b answering a's probe");
+        assert_eq!(lab.deliver(&reply_to(&to_b), TARGET, 2), None, "a answering b's probe");
+        assert_eq!(lab.deliver(&reply_to(&to_b), OTHER, 3), Some(named("b", Outcome::Reply(ms(2)), vec![2])));
+        assert_eq!(lab.deliver(&reply_to(&to_a), TARGET, 4), Some(named("a", Outcome::Reply(ms(4)), vec![1, 3])));
+    }
+
+    #[test]
+    fn a_target_without_an_address_gets_timeouts_unsent_until_it_has_one() {
+        let mut lab = Lab::with_targets(SocketKind::Raw, &[("a", None)]);
+        let probe = lab.engine.due(lab.at(0)).expect("due");
+        assert_eq!(probe.address, None);
+        let mut request = Vec::new();
+        lab.engine.request(&probe, &mut request);
+        assert!(request.is_empty(), "nothing to send");
+        assert_eq!(lab.engine.sent(probe, LOCAL, None), Some(timeout(vec![])));
+        lab.engine.retarget(0, Some(IpAddr::V4(TARGET).into()));
+        let request = lab.send_due(10_000);
+        assert_eq!(lab.answer(&request, 10_003), reply(ms(3), vec![]));
     }
 }

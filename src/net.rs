@@ -4,13 +4,13 @@
 pub mod linux;
 
 use std::fmt;
-use std::net::Ipv4Addr;
+use std::net::IpAddr;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use nix::errno::Errno;
 
-use crate::packet::Framing;
+use crate::packet::{Family, Framing};
 
 /// Which kind of ICMP socket the kernel granted.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -23,10 +23,13 @@ pub enum SocketKind {
 }
 
 impl SocketKind {
-    pub fn framing(self) -> Framing {
-        match self {
-            SocketKind::Raw => Framing::WithIpHeader,
-            SocketKind::Datagram => Framing::IcmpOnly,
+    /// How a socket of this kind and `family` hands over what it received.
+    pub fn framing(self, family: Family) -> Framing {
+        match (self, family) {
+            (SocketKind::Raw, Family::V4) => Framing::WithIpHeader,
+            (SocketKind::Datagram, Family::V4) => Framing::IcmpOnly,
+            // ICMPv6 sockets of both kinds deliver the message without its IPv6 header.
+            (_, Family::V6) => Framing::Icmpv6,
         }
     }
 }
@@ -40,12 +43,14 @@ impl fmt::Display for SocketKind {
     }
 }
 
-/// One received packet: its length in the caller's buffer, sender, and arrival time.
+/// One received packet: its length in the caller's buffer, sender, arrival time, and the
+/// kind of socket it came on (its family is the sender's).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Arrival {
     pub len: usize,
-    pub source: Ipv4Addr,
+    pub source: IpAddr,
     pub at: Instant,
+    pub kind: SocketKind,
 }
 
 /// An ICMP error about one of our requests, read from the socket's error queue. Datagram
@@ -57,9 +62,9 @@ pub struct QueuedError {
     pub icmp_type: u8,
     pub code: u8,
     /// Where the request was sent.
-    pub destination: Ipv4Addr,
+    pub destination: IpAddr,
     /// Who sent the error: the target, or a router on the way.
-    pub reporter: Ipv4Addr,
+    pub reporter: IpAddr,
 }
 
 /// What one `recv` produced.
@@ -74,12 +79,16 @@ pub trait Wake: Send + Sync {
     fn wake(&self);
 }
 
+/// The daemon's ICMP sockets, at most one per address family, as one thing to send on,
+/// read from and wait on.
 pub trait IcmpSocket: Send {
-    fn kind(&self) -> SocketKind;
-    /// Sends `packet` to `target`; returns the monotonic time taken just before the send.
-    fn send_to(&mut self, packet: &[u8], target: Ipv4Addr) -> Result<Instant, NetError>;
-    /// The next packet or queued error already waiting, if any. Never waits, and never
-    /// consumes a wake-up: only `wait` does.
+    /// The kind of socket open for `family`, if one is.
+    fn kind(&self, family: Family) -> Option<SocketKind>;
+    /// Sends `packet` to `target` (`scope_id`: the interface of a link-local IPv6 address, else
+    /// 0); returns the monotonic time taken just before the send.
+    fn send_to(&mut self, packet: &[u8], target: IpAddr, scope_id: u32) -> Result<Instant, NetError>;
+    /// The next packet or queued error already waiting on any socket, if any. Never waits,
+    /// and never consumes a wake-up: only `wait` does.
     fn try_recv(&mut self, buf: &mut [u8]) -> Result<Option<Received>, NetError>;
     /// Sleeps until a packet or queued error may be waiting, a `Wake` arrives, or `timeout`
     /// passes, whichever is first; consumes the wake-ups that arrived before it returns.
@@ -93,6 +102,7 @@ pub enum NetError {
     /// Neither socket kind could be opened. `range` is `net.ipv4.ping_group_range` as read
     /// then, if it could be.
     Open {
+        family: Family,
         raw: Errno,
         datagram: Errno,
         gid: u32,
@@ -103,8 +113,12 @@ pub enum NetError {
         errno: Errno,
     },
     SendTo {
-        target: Ipv4Addr,
+        target: IpAddr,
         errno: Errno,
+    },
+    /// No socket of this family could be opened at start.
+    NoSocket {
+        family: Family,
     },
     Recv(Errno),
     Wait(Errno),
@@ -113,12 +127,13 @@ pub enum NetError {
 impl fmt::Display for NetError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
-            NetError::Open { raw, datagram, gid, range } => {
+            NetError::Open { family, raw, datagram, gid, range } => {
                 write!(
                     f,
-                    "cannot open an ICMP socket (raw: {}; datagram: {}): run with CAP_NET_RAW \
+                    "cannot open an {} socket (raw: {}; datagram: {}): run with CAP_NET_RAW \
                      (AmbientCapabilities=CAP_NET_RAW in the unit, or setcap cap_net_raw+ep on the \
                      binary), or ",
+                    family.protocol(),
                     raw.desc(),
                     datagram.desc()
                 )?;
@@ -143,8 +158,13 @@ impl fmt::Display for NetError {
             }
             NetError::Setup { operation, errno } => write!(f, "{operation}: {}", errno.desc()),
             NetError::SendTo { target, errno } => write!(f, "sendto {target}: {}", errno.desc()),
+            NetError::NoSocket { family } => write!(
+                f,
+                "no {} socket: none could be opened at start (see the log then); restart the daemon once it can be",
+                family.protocol()
+            ),
             NetError::Recv(errno) => write!(f, "recvmsg: {}", errno.desc()),
-            NetError::Wait(errno) => write!(f, "ppoll on the ICMP socket: {}", errno.desc()),
+            NetError::Wait(errno) => write!(f, "ppoll on the ICMP sockets: {}", errno.desc()),
         }
     }
 }
@@ -270,7 +290,7 @@ mod tests {
 
     #[test]
     fn open_error_names_the_capability_and_the_sysctl() {
-        let open = |range| NetError::Open { raw: Errno::EPERM, datagram: Errno::EACCES, gid: 1000, range };
+        let open = |range| NetError::Open { family: Family::V4, raw: Errno::EPERM, datagram: Errno::EACCES, gid: 1000, range };
         let cases = [
             (Some(range(1, 0)), "ping_group_range='1000 1000' (now '1 0')"),
             (Some(range(0, 999)), "ping_group_range='0 1000' (now '0 999')"),

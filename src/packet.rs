@@ -3,9 +3,11 @@
 
 pub mod checksum;
 pub mod icmp;
+pub mod icmpv6;
 pub mod ipv4;
 
 use std::fmt;
+use std::net::IpAddr;
 
 /// What a socket hands over: raw sockets prepend the IPv4 header, datagram sockets do not.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -48,6 +50,30 @@ pub fn parse(data: &[u8], framing: Framing) -> Result<icmp::Message<'_>, PacketE
                 return Err(PacketError::NotIcmp(header.protocol));
             }
             icmp::parse(&data[header.length..header.total_length])
+        }
+    }
+}
+
+/// An address family, where IPv4 and IPv6 differ.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Family {
+    V4,
+    V6,
+}
+
+impl Family {
+    pub fn of(address: IpAddr) -> Family {
+        match address {
+            IpAddr::V4(_) => Family::V4,
+            IpAddr::V6(_) => Family::V6,
+        }
+    }
+
+    /// The ICMP of this family, as a user reads it.
+    pub fn protocol(self) -> &'static str {
+        match self {
+            Family::V4 => "ICMP",
+            Family::V6 => "ICMPv6",
         }
     }
 }

@@ -4,7 +4,6 @@
 //! callers waiting for it.
 
 use std::fmt;
-use std::net::Ipv4Addr;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::mpsc::{self, Receiver, Sender, SyncSender};
@@ -65,8 +64,9 @@ impl fmt::Display for Unavailable {
 type Waiter = SyncSender<Result<Line, Unavailable>>;
 
 enum Command {
-    Probe(Waiter),
-    Retarget(Ipv4Addr),
+    /// A line for the target with this index.
+    Probe(usize, Waiter),
+    Retarget(usize, Option<Address>),
 }
 
 /// Counts loop turns; the watchdog only pings while it moves.
@@ -90,19 +90,31 @@ pub struct ProberHandle {
 }
 
 impl ProberHandle {
-    /// A line for a probe sent now, or for the one already in flight.
-    pub fn probe(&self) -> Result<Line, Unavailable> {
-        let (reply, line) = mpsc::sync_channel(1);
-        self.send(Command::Probe(reply))?;
-        line.recv_timeout(self.wait_limit).map_err(|err| match err {
-            mpsc::RecvTimeoutError::Timeout => Unavailable::NoLineWithin(self.wait_limit),
-            mpsc::RecvTimeoutError::Disconnected => Unavailable::Stopped,
-        })?
+    /// One line for each target in `targets` (indices in the configured list), in that
+    /// order: from a probe sent now, or from the one to that target already in flight.
+    pub fn probe(&self, targets: &[usize]) -> Result<Vec<Line>, Unavailable> {
+        // Every probe is asked for before any line is awaited, so they run side by side.
+        let mut lines = Vec::with_capacity(targets.len());
+        for &target in targets {
+            let (reply, line) = mpsc::sync_channel(1);
+            self.send(Command::Probe(target, reply))?;
+            lines.push(line);
+        }
+        let deadline = Instant::now() + self.wait_limit;
+        lines
+            .into_iter()
+            .map(|line| {
+                line.recv_timeout(deadline.saturating_duration_since(Instant::now())).map_err(|err| match err {
+                    mpsc::RecvTimeoutError::Timeout => Unavailable::NoLineWithin(self.wait_limit),
+                    mpsc::RecvTimeoutError::Disconnected => Unavailable::Stopped,
+                })?
+            })
+            .collect()
     }
 
-    /// Probes go to `target` from now on (after SIGHUP re-resolved the host name).
-    pub fn retarget(&self, target: Ipv4Addr) -> Result<(), Unavailable> {
-        self.send(Command::Retarget(target))
+    /// Probes to target `target` go to `address` from now on (a name resolved again).
+    pub fn retarget(&self, target: usize, address: Option<Address>) -> Result<(), Unavailable> {
+        self.send(Command::Retarget(target, address))
     }
 
     pub fn stop(&self) {
@@ -128,6 +140,7 @@ pub struct Prober<S> {
     on_line: Box<dyn FnMut(&Line) + Send>,
     request: Vec<u8>,
     store_error_log: Throttle,
+    send_error_log: Throttle,
 }
 
 impl<S: IcmpSocket> Prober<S> {
@@ -148,7 +161,7 @@ impl<S: IcmpSocket> Prober<S> {
             wait_limit: settings.engine.timeout + Duration::from_secs(1),
         };
         let prober = Prober {
-            engine: Engine::new(&settings.engine, socket.kind(), Instant::now()),
+            engine: Engine::new(settings.engine, Instant::now()),
             max_wait: settings.max_wait,
             socket,
             store,
@@ -158,6 +171,7 @@ impl<S: IcmpSocket> Prober<S> {
             on_line,
             request: Vec::with_capacity(packet::icmp::HEADER_LEN + packet::PAYLOAD_LEN),
             store_error_log: Throttle::for_journal(),
+            send_error_log: Throttle::for_journal(),
         };
         (prober, handle)
     }
@@ -167,7 +181,8 @@ impl<S: IcmpSocket> Prober<S> {
         let mut buf = vec![0u8; RECEIVE_BUFFER];
         while !self.stop.load(Ordering::Acquire) {
             self.heartbeat.0.fetch_add(1, Ordering::Relaxed);
-            if let Some(probe) = self.engine.due(Instant::now()) {
+            let now = Instant::now();
+            while let Some(probe) = self.engine.due(now) {
                 self.send(probe);
             }
             // No wake-up is lost: `wait` at the end of the loop is the only place one is
@@ -177,12 +192,12 @@ impl<S: IcmpSocket> Prober<S> {
             // returns at once. The same holds for `stop`, checked after `wait` too.
             while let Ok(command) = self.commands.try_recv() {
                 match command {
-                    Command::Probe(waiter) => {
-                        if let Some(probe) = self.engine.caller(waiter) {
+                    Command::Probe(target, waiter) => {
+                        if let Some(probe) = self.engine.caller(target, waiter) {
                             self.send(probe);
                         }
                     }
-                    Command::Retarget(target) => self.engine.retarget(target),
+                    Command::Retarget(target, address) => self.engine.retarget(target, address),
                 }
             }
             // Replies already queued are judged by their kernel arrival time before expiry
@@ -191,7 +206,9 @@ impl<S: IcmpSocket> Prober<S> {
             for ended in self.engine.expire(Instant::now()) {
                 self.finish(ended);
             }
-            let wait = self.engine.next_wake().saturating_duration_since(Instant::now()).min(self.max_wait);
+            let now = Instant::now();
+            let wait = self.engine.next_wake().map_or(self.max_wait, |at| at.saturating_duration_since(now));
+            let wait = wait.min(self.max_wait);
             if let Err(err) = self.socket.wait(wait) {
                 self.socket_failed(err);
             }
@@ -203,7 +220,15 @@ impl<S: IcmpSocket> Prober<S> {
         self.request.clear();
         self.engine.request(&probe, &mut self.request);
         let local = clock::local(SystemTime::now());
-        let sent = self.socket.send_to(&self.request, probe.target);
+        let sent = probe.address.and_then(|address| {
+            self.socket.send_to(&self.request, address.ip, address.scope_id).map_or_else(
+                |err| {
+                    self.send_error_log.warn(Instant::now(), format_args!("{err}"));
+                    None
+                },
+                Some,
+            )
+        });
         if let Some(ended) = self.engine.sent(probe, local, sent) {
             self.finish(ended);
         }
@@ -236,16 +261,20 @@ impl<S: IcmpSocket> Prober<S> {
 
     fn finish(&mut self, ended: Ended<Waiter>) {
         let line = ended.line;
+        let appended = self.store.append(&line);
+        (self.on_line)(&line);
         // A caller is told when its line is not in the file, rather than handed a line that
         // the results will never show.
-        let stored = self.store.append(&line).map(|()| line).map_err(|err| {
-            self.store_error_log.warn(Instant::now(), format_args!("{err}; the line was: {line}"));
-            Unavailable::NotStored { line, reason: err.to_string() }
-        });
+        let stored = match appended {
+            Ok(()) => Ok(line),
+            Err(err) => {
+                self.store_error_log.warn(Instant::now(), format_args!("{err}; the line was: {line}"));
+                Err(Unavailable::NotStored { line, reason: err.to_string() })
+            }
+        };
         for waiter in ended.waiters {
             // A caller that gave up has dropped its receiver; nothing to tell it.
             let _ = waiter.try_send(stored.clone());
         }
-        (self.on_line)(&line);
     }
 }

@@ -111,9 +111,10 @@ impl<T> Tracker<T> {
         self.in_flight.front().map(|p| p.deadline)
     }
 
-    /// The data of the most recent probe in flight, so a new caller can wait for it.
-    pub fn newest_mut(&mut self) -> Option<&mut T> {
-        self.in_flight.back_mut().map(|p| &mut p.tag)
+    /// The data of the most recent probe in flight that is `wanted`, so a new caller can wait
+    /// for it.
+    pub fn newest_mut(&mut self, wanted: impl Fn(&T) -> bool) -> Option<&mut T> {
+        self.in_flight.iter_mut().rev().map(|p| &mut p.tag).find(|tag| wanted(tag))
     }
 
     fn is_answered(&self, sequence: u16) -> bool {
@@ -205,7 +206,18 @@ mod tests {
         send(&mut tracker, t0 + ms(1000), "c");
         assert_eq!(tracker.expire(t0 + TIMEOUT - ms(1)), Vec::<&str>::new());
         assert_eq!(tracker.expire(t0 + TIMEOUT + ms(600)), vec!["a", "b"]);
-        assert_eq!(tracker.newest_mut(), Some(&mut "c"));
+        assert_eq!(tracker.newest_mut(|_| true), Some(&mut "c"));
+    }
+
+    #[test]
+    fn the_newest_probe_wanted_is_found_among_others() {
+        let t0 = Instant::now();
+        let mut tracker = Tracker::new(TIMEOUT);
+        for (at, tag) in [(0, "a1"), (1, "b1"), (2, "a2"), (3, "b2")] {
+            send(&mut tracker, t0 + ms(at), tag);
+        }
+        assert_eq!(tracker.newest_mut(|tag| tag.starts_with('a')), Some(&mut "a2"));
+        assert_eq!(tracker.newest_mut(|tag| tag.starts_with('c')), None);
     }
 
     #[test]

@@ -1,8 +1,9 @@
-//! ICMP sockets on Linux through nix/libc. The only socket code with `unsafe` in the crate.
+//! ICMP sockets on Linux through nix/libc, one per address family, and the eventfd that wakes
+//! a wait on them. The only socket code with `unsafe` in the crate.
 #![allow(unsafe_code)]
 
 use std::io::IoSliceMut;
-use std::net::{Ipv4Addr, SocketAddrV4};
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddrV4, SocketAddrV6};
 use std::os::fd::{AsFd, AsRawFd, OwnedFd};
 use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
@@ -12,20 +13,32 @@ use nix::poll::{PollFd, PollFlags, ppoll};
 use nix::sys::eventfd::{EfdFlags, EventFd};
 use nix::sys::socket::{
     AddressFamily, ControlMessageOwned, MsgFlags, RecvMsg, SockFlag, SockProtocol, SockType, SockaddrIn,
-    recvmsg, sendto, setsockopt, socket, sockopt,
+    SockaddrIn6, SockaddrStorage, recvmsg, sendto, setsockopt, socket, sockopt,
 };
 use nix::sys::time::TimeSpec;
 
 use super::{Arrival, IcmpSocket, NetError, QueuedError, Received, SocketKind, Wake, arrival_time};
-use crate::packet::icmp;
+use crate::packet::{Family, icmp, icmpv6};
 
 /// `<linux/icmp.h>`: a raw-socket option holding a bitmask of ICMP types to drop.
 const SOL_RAW: libc::c_int = 255;
 const ICMP_FILTER: libc::c_int = 1;
+/// `<netinet/icmp6.h>`: the same for ICMPv6, 256 bits, a set bit blocks its type.
+const ICMP6_FILTER: libc::c_int = 1;
 
-pub struct LinuxSocket {
+/// One open ICMP socket.
+struct Socket {
     fd: OwnedFd,
     kind: SocketKind,
+    family: Family,
+}
+
+/// The ICMP sockets of the daemon, at most one per family, and what wakes a wait on them.
+pub struct LinuxSocket {
+    sockets: Vec<Socket>,
+    /// Which socket `try_recv` reads first, taking turns so one family's flood cannot starve
+    /// the other's replies.
+    first: usize,
     wake: Arc<EventWake>,
 }
 
@@ -39,33 +52,82 @@ impl Wake for EventWake {
 }
 
 impl LinuxSocket {
-    /// Opens a raw ICMP socket, or the datagram kind when raw sockets are not permitted.
-    pub fn open() -> Result<Self, NetError> {
-        let flags = SockFlag::SOCK_CLOEXEC | SockFlag::SOCK_NONBLOCK;
-        let (fd, kind) = match socket(AddressFamily::Inet, SockType::Raw, flags, SockProtocol::Icmp) {
-            Ok(fd) => (fd, SocketKind::Raw),
-            Err(raw @ (Errno::EPERM | Errno::EACCES)) => {
-                match socket(AddressFamily::Inet, SockType::Datagram, flags, SockProtocol::Icmp) {
-                    Ok(fd) => (fd, SocketKind::Datagram),
-                    Err(datagram) => {
-                        let gid = nix::unistd::getegid().as_raw();
-                        return Err(NetError::Open { raw, datagram, gid, range: ping_group_range() });
-                    }
-                }
-            }
-            Err(errno) => return Err(NetError::Setup { operation: "socket(AF_INET, SOCK_RAW)", errno }),
-        };
-        match kind {
-            SocketKind::Raw => install_icmp_filter(&fd)?,
-            // Ping sockets hear of ICMP errors only through their error queue.
-            SocketKind::Datagram => setsockopt(&fd, sockopt::Ipv4RecvErr, &true)
-                .map_err(|errno| NetError::Setup { operation: "setsockopt IP_RECVERR", errno })?,
-        }
-        setsockopt(&fd, sockopt::ReceiveTimestampns, &true)
-            .map_err(|errno| NetError::Setup { operation: "setsockopt SO_TIMESTAMPNS", errno })?;
+    /// Opens a socket for each family that allows one: raw, or the datagram kind when raw
+    /// sockets are not permitted. Each family's result comes back, the error for a family
+    /// that could not be opened: whether that matters depends on the targets.
+    pub fn open(families: &[Family]) -> Result<(Self, Vec<(Family, Result<SocketKind, NetError>)>), NetError> {
         let wake = EventFd::from_flags(EfdFlags::EFD_CLOEXEC | EfdFlags::EFD_NONBLOCK)
             .map_err(|errno| NetError::Setup { operation: "eventfd", errno })?;
-        Ok(LinuxSocket { fd, kind, wake: Arc::new(EventWake(wake)) })
+        let mut sockets = Vec::new();
+        let mut outcomes = Vec::new();
+        for &family in families {
+            match Socket::open(family) {
+                Ok(socket) => {
+                    outcomes.push((family, Ok(socket.kind)));
+                    sockets.push(socket);
+                }
+                Err(err) => outcomes.push((family, Err(err))),
+            }
+        }
+        Ok((LinuxSocket { sockets, first: 0, wake: Arc::new(EventWake(wake)) }, outcomes))
+    }
+
+    fn socket(&self, family: Family) -> Option<&Socket> {
+        self.sockets.iter().find(|socket| socket.family == family)
+    }
+}
+
+impl Socket {
+    fn open(family: Family) -> Result<Self, NetError> {
+        let (domain, protocol) = match family {
+            Family::V4 => (AddressFamily::Inet, SockProtocol::Icmp),
+            Family::V6 => (AddressFamily::Inet6, SockProtocol::IcmpV6),
+        };
+        let flags = SockFlag::SOCK_CLOEXEC | SockFlag::SOCK_NONBLOCK;
+        let (fd, kind) = match socket(domain, SockType::Raw, flags, protocol) {
+            Ok(fd) => (fd, SocketKind::Raw),
+            Err(raw @ (Errno::EPERM | Errno::EACCES)) => match socket(domain, SockType::Datagram, flags, protocol) {
+                Ok(fd) => (fd, SocketKind::Datagram),
+                Err(datagram) => {
+                    let gid = nix::unistd::getegid().as_raw();
+                    return Err(NetError::Open { family, raw, datagram, gid, range: ping_group_range() });
+                }
+            },
+            Err(errno) => {
+                let operation = match family {
+                    Family::V4 => "socket(AF_INET, SOCK_RAW, IPPROTO_ICMP)",
+                    Family::V6 => "socket(AF_INET6, SOCK_RAW, IPPROTO_ICMPV6)",
+                };
+                return Err(NetError::Setup { operation, errno });
+            }
+        };
+        // Ping sockets hear of ICMP errors only through their error queue.
+        let recverr = match (kind, family) {
+            (SocketKind::Raw, Family::V4) => install_icmp_filter(&fd),
+            (SocketKind::Raw, Family::V6) => install_icmp6_filter(&fd),
+            (SocketKind::Datagram, Family::V4) => setsockopt(&fd, sockopt::Ipv4RecvErr, &true)
+                .map_err(|errno| NetError::Setup { operation: "setsockopt IP_RECVERR", errno }),
+            (SocketKind::Datagram, Family::V6) => setsockopt(&fd, sockopt::Ipv6RecvErr, &true)
+                .map_err(|errno| NetError::Setup { operation: "setsockopt IPV6_RECVERR", errno }),
+        };
+        recverr?;
+        setsockopt(&fd, sockopt::ReceiveTimestampns, &true)
+            .map_err(|errno| NetError::Setup { operation: "setsockopt SO_TIMESTAMPNS", errno })?;
+        Ok(Socket { fd, kind, family })
+    }
+
+    fn try_recv(&self, buf: &mut [u8]) -> Result<Option<Received>, NetError> {
+        if let Some(error) = self.try_recv_queued_error(buf)? {
+            return Ok(Some(Received::QueuedError(error)));
+        }
+        match self.try_recv_packet(buf) {
+            Ok(arrival) => Ok(arrival.map(Received::Packet)),
+            // With IP_RECVERR, an error queued since the queue was read also fails this
+            // recvmsg with its errno; the details wait in the queue.
+            Err(err) => {
+                self.try_recv_queued_error(buf)?.map(|error| Some(Received::QueuedError(error))).ok_or(err)
+            }
+        }
     }
 
     /// The next ICMP error in the error queue. Raw sockets receive errors as packets instead.
@@ -75,7 +137,7 @@ impl LinuxSocket {
         }
         loop {
             let mut iov = [IoSliceMut::new(buf)];
-            let mut control = nix::cmsg_space!(TimeSpec, libc::sock_extended_err, libc::sockaddr_in);
+            let mut control = nix::cmsg_space!(TimeSpec, libc::sock_extended_err, libc::sockaddr_in6);
             let Some(message) = self.recv_now(&mut iov, &mut control, MsgFlags::MSG_ERRQUEUE)? else {
                 return Ok(None);
             };
@@ -84,22 +146,27 @@ impl LinuxSocket {
                     ControlMessageOwned::Ipv4RecvErr(error, offender)
                         if error.ee_origin == libc::SO_EE_ORIGIN_ICMP =>
                     {
-                        Some((error, offender))
+                        let reporter = offender.map(|a| IpAddr::V4(Ipv4Addr::from(u32::from_be(a.sin_addr.s_addr))));
+                        Some((error, reporter))
+                    }
+                    ControlMessageOwned::Ipv6RecvErr(error, offender)
+                        if error.ee_origin == libc::SO_EE_ORIGIN_ICMP6 =>
+                    {
+                        let reporter = offender.map(|a| IpAddr::V6(Ipv6Addr::from(a.sin6_addr.s6_addr)));
+                        Some((error, reporter))
                     }
                     _ => None,
                 })
             });
             // Errors raised on this host were already returned by the send that caused them.
-            let Some((error, offender)) = icmp else { continue };
-            let destination = message.address.map_or(Ipv4Addr::UNSPECIFIED, |a| *SocketAddrV4::from(a).ip());
-            let reporter =
-                offender.map_or(Ipv4Addr::UNSPECIFIED, |a| Ipv4Addr::from(u32::from_be(a.sin_addr.s_addr)));
+            let Some((error, reporter)) = icmp else { continue };
+            let unspecified = unspecified(self.family);
             return Ok(Some(QueuedError {
                 len: message.bytes.min(buf.len()),
                 icmp_type: error.ee_type,
                 code: error.ee_code,
-                destination,
-                reporter,
+                destination: message.address.and_then(|a| ip_of(&a)).unwrap_or(unspecified),
+                reporter: reporter.unwrap_or(unspecified),
             }));
         }
     }
@@ -110,7 +177,7 @@ impl LinuxSocket {
         iov: &'outer mut [IoSliceMut<'inner>],
         control: &'a mut [u8],
         flags: MsgFlags,
-    ) -> Result<Option<RecvMsg<'a, 'outer, SockaddrIn>>, NetError> {
+    ) -> Result<Option<RecvMsg<'a, 'outer, SockaddrStorage>>, NetError> {
         match recvmsg(self.fd.as_raw_fd(), iov, Some(control), flags | MsgFlags::MSG_DONTWAIT) {
             Ok(message) => Ok(Some(message)),
             Err(Errno::EAGAIN | Errno::EINTR) => Ok(None),
@@ -136,14 +203,30 @@ impl LinuxSocket {
                 _ => None,
             })
         });
-        let source = message.address.map_or(Ipv4Addr::UNSPECIFIED, |a| *SocketAddrV4::from(a).ip());
+        let source = message.address.and_then(|a| ip_of(&a)).unwrap_or(unspecified(self.family));
         // MSG_TRUNC reports the full length; a packet larger than the buffer is cut to it.
         let len = message.bytes.min(buf.len());
-        Ok(Some(Arrival { len, source, at: arrival_time(kernel_wall, after_wall, after_monotonic) }))
+        let at = arrival_time(kernel_wall, after_wall, after_monotonic);
+        Ok(Some(Arrival { len, source, at, kind: self.kind }))
     }
 }
 
-/// `net.ipv4.ping_group_range` in this network namespace, for the hint when no socket opens.
+fn unspecified(family: Family) -> IpAddr {
+    match family {
+        Family::V4 => IpAddr::V4(Ipv4Addr::UNSPECIFIED),
+        Family::V6 => IpAddr::V6(Ipv6Addr::UNSPECIFIED),
+    }
+}
+
+fn ip_of(address: &SockaddrStorage) -> Option<IpAddr> {
+    address
+        .as_sockaddr_in()
+        .map(|a| IpAddr::V4(*SocketAddrV4::from(*a).ip()))
+        .or_else(|| address.as_sockaddr_in6().map(|a| IpAddr::V6(*SocketAddrV6::from(*a).ip())))
+}
+
+/// `net.ipv4.ping_group_range` in this network namespace (it governs ICMPv6 ping sockets
+/// too), for the hint when no socket opens.
 fn ping_group_range() -> Option<super::PingGroupRange> {
     let text = std::fs::read_to_string("/proc/sys/net/ipv4/ping_group_range").ok()?;
     super::PingGroupRange::parse(&text)
@@ -154,59 +237,85 @@ fn install_icmp_filter(fd: &OwnedFd) -> Result<(), NetError> {
     let wanted =
         [icmp::ECHO_REPLY, icmp::DESTINATION_UNREACHABLE, icmp::TIME_EXCEEDED, icmp::PARAMETER_PROBLEM];
     let blocked: u32 = !wanted.iter().fold(0u32, |mask, kind| mask | 1 << kind);
-    // SAFETY: `blocked` outlives the call and its size is passed; the kernel copies it.
+    set_raw_option(fd, SOL_RAW, ICMP_FILTER, &blocked, "setsockopt ICMP_FILTER")
+}
+
+/// The same for ICMPv6, where the neighbour discovery traffic every host sees is also kept out.
+fn install_icmp6_filter(fd: &OwnedFd) -> Result<(), NetError> {
+    let wanted = [
+        icmpv6::ECHO_REPLY,
+        icmpv6::DESTINATION_UNREACHABLE,
+        icmpv6::PACKET_TOO_BIG,
+        icmpv6::TIME_EXCEEDED,
+        icmpv6::PARAMETER_PROBLEM,
+    ];
+    let mut blocked = [u32::MAX; 8];
+    for kind in wanted {
+        blocked[usize::from(kind >> 5)] &= !(1 << (kind & 31));
+    }
+    set_raw_option(fd, libc::IPPROTO_ICMPV6, ICMP6_FILTER, &blocked, "setsockopt ICMP6_FILTER")
+}
+
+fn set_raw_option<T>(
+    fd: &OwnedFd,
+    level: libc::c_int,
+    name: libc::c_int,
+    value: &T,
+    operation: &'static str,
+) -> Result<(), NetError> {
+    // SAFETY: `value` outlives the call and its size is passed; the kernel copies it.
     let result = unsafe {
         libc::setsockopt(
             fd.as_raw_fd(),
-            SOL_RAW,
-            ICMP_FILTER,
-            (&blocked as *const u32).cast(),
-            std::mem::size_of::<u32>() as libc::socklen_t,
+            level,
+            name,
+            (value as *const T).cast(),
+            std::mem::size_of::<T>() as libc::socklen_t,
         )
     };
-    Errno::result(result)
-        .map(drop)
-        .map_err(|errno| NetError::Setup { operation: "setsockopt ICMP_FILTER", errno })
+    Errno::result(result).map(drop).map_err(|errno| NetError::Setup { operation, errno })
 }
 
 impl IcmpSocket for LinuxSocket {
-    fn kind(&self) -> SocketKind {
-        self.kind
+    fn kind(&self, family: Family) -> Option<SocketKind> {
+        self.socket(family).map(|socket| socket.kind)
     }
 
-    fn send_to(&mut self, packet: &[u8], target: Ipv4Addr) -> Result<Instant, NetError> {
-        let address = SockaddrIn::from(SocketAddrV4::new(target, 0));
+    fn send_to(&mut self, packet: &[u8], target: IpAddr, scope_id: u32) -> Result<Instant, NetError> {
+        let family = Family::of(target);
+        let socket = self.socket(family).ok_or(NetError::NoSocket { family })?;
+        let fd = socket.fd.as_raw_fd();
         let sent = Instant::now();
-        match sendto(self.fd.as_raw_fd(), packet, &address, MsgFlags::empty()) {
-            Ok(_) => Ok(sent),
-            Err(errno) => Err(NetError::SendTo { target, errno }),
+        match target {
+            IpAddr::V4(v4) => sendto(fd, packet, &SockaddrIn::from(SocketAddrV4::new(v4, 0)), MsgFlags::empty()),
+            IpAddr::V6(v6) => {
+                sendto(fd, packet, &SockaddrIn6::from(SocketAddrV6::new(v6, 0, 0, scope_id)), MsgFlags::empty())
+            }
         }
+        .map(|_| sent)
+        .map_err(|errno| NetError::SendTo { target, errno })
     }
 
     fn try_recv(&mut self, buf: &mut [u8]) -> Result<Option<Received>, NetError> {
-        if let Some(error) = self.try_recv_queued_error(buf)? {
-            return Ok(Some(Received::QueuedError(error)));
-        }
-        match self.try_recv_packet(buf) {
-            Ok(arrival) => Ok(arrival.map(Received::Packet)),
-            // With IP_RECVERR, an error queued since the queue was read also fails this
-            // recvmsg with its errno; the details wait in the queue.
-            Err(err) => {
-                self.try_recv_queued_error(buf)?.map(|error| Some(Received::QueuedError(error))).ok_or(err)
+        let count = self.sockets.len();
+        for turn in 0..count {
+            let index = (self.first + turn) % count;
+            if let Some(received) = self.sockets[index].try_recv(buf)? {
+                self.first = (index + 1) % count;
+                return Ok(Some(received));
             }
         }
+        Ok(None)
     }
 
     fn wait(&mut self, timeout: Duration) -> Result<(), NetError> {
-        let mut fds = [
-            PollFd::new(self.fd.as_fd(), PollFlags::POLLIN),
-            PollFd::new(self.wake.0.as_fd(), PollFlags::POLLIN),
-        ];
+        let mut fds: Vec<PollFd> = self.sockets.iter().map(|s| PollFd::new(s.fd.as_fd(), PollFlags::POLLIN)).collect();
+        fds.push(PollFd::new(self.wake.0.as_fd(), PollFlags::POLLIN));
         match ppoll(&mut fds, Some(TimeSpec::from_duration(timeout)), None) {
             Ok(_) | Err(Errno::EINTR) => {}
             Err(errno) => return Err(NetError::Wait(errno)),
         }
-        if fds[1].any().unwrap_or(false) {
+        if fds.last().and_then(|fd| fd.any()).unwrap_or(false) {
             // Reset the counter so the next wait blocks again. The caller looks at everything
             // a wake-up announces after this returns (see `Prober::run`).
             let _ = self.wake.0.read();
