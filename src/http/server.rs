@@ -130,7 +130,12 @@ fn serve_latency(request: tiny_http::Request, context: &Context, head: bool) {
         return respond(request, text(503, body.into()));
     };
     if head {
-        return respond(request, text(200, String::new()));
+        // GET's length depends on the probe's result (the number's width, "timeout", an
+        // error), which only a probe can tell. RFC 9110 forbids a Content-Length that differs
+        // from GET's (section 8.6) and lets HEAD omit a header field known only once the body
+        // is made (section 9.3.2): no length given, the patched tiny_http sends none.
+        let unknown_length = Response::new(StatusCode(200), Vec::new(), io::empty(), None, None);
+        return respond(request, plain(unknown_length));
     }
     match prober.probe() {
         Ok(line) => respond(request, text(200, format!("{line}\n"))),
