@@ -1,5 +1,6 @@
-//! The tiny_http server: an elastic pool of worker threads routes each request and answers
-//! it. A slow reader holds only its own worker; the pool grows around it.
+//! The tiny_http server: each request is routed and answered in the thread tiny_http read it
+//! in, one per connection (tiny_http patch 13), so a request costs one thread. A slow reader
+//! holds only its own connection's thread; tiny_http starts another for each new connection.
 
 use std::fmt;
 use std::io::{self, Read};
@@ -7,7 +8,6 @@ use std::net::{SocketAddr, TcpListener};
 use std::panic::{self, AssertUnwindSafe};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
-use std::thread;
 use std::time::{Duration, Instant};
 
 use log::{debug, error, warn};
@@ -17,21 +17,13 @@ use super::{ALLOW, Rejection, Request, Route, route};
 use crate::prober::ProberHandle;
 use crate::store::Store;
 
-/// Workers waiting for requests at all times.
-const MIN_WORKERS: usize = 2;
-/// Workers at most: each caller of `/latency` waits on a worker, so a burst of callers gets
-/// a burst of workers that all wait on one probe, rather than queue for one probe each.
-const MAX_WORKERS: usize = 128;
-/// A worker above the minimum that sees no request for this long exits.
-const IDLE_EXIT: Duration = Duration::from_secs(10);
-/// Downloads of the results file served at once, so slow readers cannot hold every worker;
-/// more get 503 and a Retry-After.
+/// Downloads of the results file served at once, so slow readers cannot hold every thread
+/// there may be; more get 503 and a Retry-After.
 const MAX_DOWNLOADS: usize = 32;
 
 #[derive(Debug)]
 pub enum ServerError {
     Bind { addr: SocketAddr, err: io::Error },
-    Spawn(io::Error),
 }
 
 impl fmt::Display for ServerError {
@@ -40,7 +32,6 @@ impl fmt::Display for ServerError {
             ServerError::Bind { addr, err } => {
                 write!(f, "bind {addr}: {err}; is another latency running? choose another --listen")
             }
-            ServerError::Spawn(err) => write!(f, "start an HTTP worker thread: {err}"),
         }
     }
 }
@@ -53,78 +44,46 @@ pub struct Context {
     pub store: Arc<Store>,
 }
 
-/// The worker pool: grows when every worker is busy, shrinks when they idle.
-struct Pool {
-    http: tiny_http::Server,
+/// What every request's handler shares.
+struct Shared {
     context: Context,
-    workers: AtomicUsize,
-    idle: AtomicUsize,
     downloads: AtomicUsize,
 }
 
-/// Binds the listening socket, so that a taken port fails start-up.
-pub fn bind(addr: SocketAddr) -> Result<tiny_http::Server, ServerError> {
+/// The listening socket, bound before the daemon starts anything else, so that a taken port
+/// fails start-up. Connections made before `start` wait in its backlog.
+pub struct Bound {
+    listener: TcpListener,
+    addr: SocketAddr,
+}
+
+impl Bound {
+    pub fn server_addr(&self) -> SocketAddr {
+        self.addr
+    }
+}
+
+pub fn bind(addr: SocketAddr) -> Result<Bound, ServerError> {
     let listener = TcpListener::bind(addr).map_err(|err| ServerError::Bind { addr, err })?;
-    tiny_http::Server::from_listener(listener, None)
-        .map_err(|err| ServerError::Bind { addr, err: io::Error::other(err.to_string()) })
+    let bound = listener.local_addr().map_err(|err| ServerError::Bind { addr, err })?;
+    Ok(Bound { listener, addr: bound })
 }
 
-/// Starts the workers. They live until the process exits: the prober alone writes the
-/// results file, so nothing an HTTP worker is doing at exit can tear a line.
-pub fn start(http: tiny_http::Server, context: Context) -> Result<(), ServerError> {
-    let pool = Arc::new(Pool {
-        http,
-        context,
-        workers: AtomicUsize::new(0),
-        idle: AtomicUsize::new(0),
-        downloads: AtomicUsize::new(0),
-    });
-    for _ in 0..MIN_WORKERS {
-        spawn_worker(&pool).map_err(ServerError::Spawn)?;
-    }
-    Ok(())
-}
-
-fn spawn_worker(pool: &Arc<Pool>) -> io::Result<()> {
-    pool.workers.fetch_add(1, Ordering::AcqRel);
-    let worker_pool = pool.clone();
-    thread::Builder::new().name("http".into()).spawn(move || work(&worker_pool)).map(drop).inspect_err(|_| {
-        pool.workers.fetch_sub(1, Ordering::AcqRel);
-    })
-}
-
-fn work(pool: &Arc<Pool>) {
-    loop {
-        pool.idle.fetch_add(1, Ordering::AcqRel);
-        let next = pool.http.recv_timeout(IDLE_EXIT);
-        let still_idle = pool.idle.fetch_sub(1, Ordering::AcqRel) - 1;
-        match next {
-            Ok(Some(request)) => {
-                if still_idle == 0
-                    && pool.workers.load(Ordering::Acquire) < MAX_WORKERS
-                    && let Err(err) = spawn_worker(pool)
-                {
-                    warn!("start another HTTP worker: {err}");
-                }
-                // A panic answering one request must not cost the pool a worker.
-                if panic::catch_unwind(AssertUnwindSafe(|| handle(request, pool))).is_err() {
-                    error!(
-                        "an HTTP worker panicked answering a request; the client's connection was dropped"
-                    );
-                }
-            }
-            Ok(None) => {
-                let retired = pool.workers.fetch_update(Ordering::AcqRel, Ordering::Acquire, |workers| {
-                    (workers > MIN_WORKERS).then(|| workers - 1)
-                });
-                if retired.is_ok() {
-                    return;
-                }
-            }
-            // The patched tiny_http retries failed accepts itself; nothing else arrives here.
-            Err(err) => error!("HTTP server: {err}"),
+/// Starts serving. The server lives until the process exits: the prober alone writes the
+/// results file, so nothing an HTTP thread is doing at exit can tear a line.
+pub fn start(bound: Bound, context: Context) -> Result<(), ServerError> {
+    let Bound { listener, addr } = bound;
+    let shared = Shared { context, downloads: AtomicUsize::new(0) };
+    let server = tiny_http::Server::from_listener_with_handler(listener, None, move |request| {
+        // A panic answering one request must not cost tiny_http the connection's thread.
+        if panic::catch_unwind(AssertUnwindSafe(|| handle(request, &shared))).is_err() {
+            error!("an HTTP thread panicked answering a request; the client's connection was dropped");
         }
-    }
+    })
+    .map_err(|err| ServerError::Bind { addr, err: io::Error::other(err.to_string()) })?;
+    // Dropping the server would stop it accepting connections.
+    std::mem::forget(server);
+    Ok(())
 }
 
 fn header(name: &str, value: &str) -> Header {
@@ -148,8 +107,8 @@ fn respond<R: Read>(request: tiny_http::Request, response: Response<R>) {
     }
 }
 
-fn handle(request: tiny_http::Request, pool: &Pool) {
-    let context = &pool.context;
+fn handle(request: tiny_http::Request, shared: &Shared) {
+    let context = &shared.context;
     let method = request.method().as_str().to_string();
     debug!("HTTP {method} {} from {:?}", request.url(), request.remote_addr());
     match route(&method, request.url()) {
@@ -161,7 +120,7 @@ fn handle(request: tiny_http::Request, pool: &Pool) {
             respond(request, response);
         }
         Ok(Request { route: Route::Latency, head }) => serve_latency(request, context, head),
-        Ok(Request { route: Route::Results { tail }, head }) => serve_results(request, pool, tail, head),
+        Ok(Request { route: Route::Results { tail }, head }) => serve_results(request, shared, tail, head),
     }
 }
 
@@ -171,7 +130,12 @@ fn serve_latency(request: tiny_http::Request, context: &Context, head: bool) {
         return respond(request, text(503, body.into()));
     };
     if head {
-        return respond(request, text(200, String::new()));
+        // GET's length depends on the probe's result (the number's width, "timeout", an
+        // error), which only a probe can tell. RFC 9110 forbids a Content-Length that differs
+        // from GET's (section 8.6) and lets HEAD omit a header field known only once the body
+        // is made (section 9.3.2): no length given, the patched tiny_http sends none.
+        let unknown_length = Response::new(StatusCode(200), Vec::new(), io::empty(), None, None);
+        return respond(request, plain(unknown_length));
     }
     match prober.probe() {
         Ok(line) => respond(request, text(200, format!("{line}\n"))),
@@ -179,8 +143,8 @@ fn serve_latency(request: tiny_http::Request, context: &Context, head: bool) {
     }
 }
 
-fn serve_results(request: tiny_http::Request, pool: &Pool, tail: Option<u64>, head: bool) {
-    let excerpt = match pool.context.store.excerpt(tail) {
+fn serve_results(request: tiny_http::Request, shared: &Shared, tail: Option<u64>, head: bool) {
+    let excerpt = match shared.context.store.excerpt(tail) {
         Ok(excerpt) => excerpt,
         Err(err) => {
             error!("{err}");
@@ -193,7 +157,7 @@ fn serve_results(request: tiny_http::Request, pool: &Pool, tail: Option<u64>, he
     if head || excerpt.len <= SHORT_DOWNLOAD {
         return respond(request, response);
     }
-    let Some(_slot) = Slot::take(&pool.downloads, MAX_DOWNLOADS) else {
+    let Some(_slot) = Slot::take(&shared.downloads, MAX_DOWNLOADS) else {
         warn!("{MAX_DOWNLOADS} downloads of the results file already running; answering 503");
         let busy = text(503, "too many downloads in progress; retry shortly\n".into())
             .with_header(header("Retry-After", "1"));
@@ -202,7 +166,7 @@ fn serve_results(request: tiny_http::Request, pool: &Pool, tail: Option<u64>, he
     respond(request, response);
 }
 
-/// A download this short fits the socket buffers: it holds its worker for a moment only.
+/// A download this short fits the socket buffers: it holds its thread for a moment only.
 const SHORT_DOWNLOAD: u64 = 64 * 1024;
 
 /// One of a limited number of places, given back when dropped (also by a panic).

@@ -45,6 +45,31 @@ def test_head_sends_headers_only_and_no_probe(net, start, responder):
     assert int(headers["Content-Length"]) == daemon.results.stat().st_size
 
 
+def test_head_latency_claims_no_length_get_would_not_send(net, start):
+    # GET's body depends on the probe (the number's width, "timeout", an error), which HEAD
+    # does not send: HEAD cannot know its length, so it must claim none (RFC 9110, section
+    # 8.6), nor a chunked coding GET does not use. Clients still find where it ends.
+    start(*SLOW).ready()
+    conn = net.connect()
+    conn.request("HEAD", "/latency")
+    head = conn.getresponse()
+    head.read()
+    conn.request("GET", "/latency")
+    get = conn.getresponse()
+    body = get.read().decode()
+    conn.close()
+    assert head.status == get.status == 200 and re.match(LINE, body.strip()), body
+    assert head.getheader("Content-Length") is None, head.getheaders()
+    assert head.getheader("Transfer-Encoding") is None, head.getheaders()
+    assert int(get.getheader("Content-Length")) == len(body) and get.getheader("Transfer-Encoding") is None
+    conn = net.connect()
+    conn.sock.sendall(b"HEAD /latency HTTP/1.0\r\n\r\n")
+    reply = reply_then_close(conn.sock)
+    conn.close()
+    assert reply.startswith(b"HTTP/1.") and b" 200 " in reply.split(b"\r\n")[0], reply
+    assert b"\r\ncontent-length:" not in reply.lower() and reply.endswith(b"\r\n\r\n"), reply
+
+
 def test_results_are_the_file_and_tail_its_last_lines(net, start):
     daemon = start(*SLOW).ready()
     for _ in range(5):

@@ -249,7 +249,30 @@ impl Server {
         listener: L,
         ssl_config: Option<SslConfig>,
     ) -> Result<Server, Box<dyn Error + Send + Sync + 'static>> {
-        let listener = listener.into();
+        Self::from_listener_and_handler(listener.into(), ssl_config, None)
+    }
+
+    /// latency patch: builds a server that answers each request in the thread that read it,
+    /// by calling `handler`, rather than queueing it for `recv` (which then waits forever):
+    /// a request costs that thread alone, not a second one to answer it. As with `recv`, the
+    /// connection's next request is read once this one is answered.
+    pub fn from_listener_with_handler<L, H>(
+        listener: L,
+        ssl_config: Option<SslConfig>,
+        handler: H,
+    ) -> Result<Server, Box<dyn Error + Send + Sync + 'static>>
+    where
+        L: Into<Listener>,
+        H: Fn(Request) + Send + Sync + 'static,
+    {
+        Self::from_listener_and_handler(listener.into(), ssl_config, Some(Arc::new(handler)))
+    }
+
+    fn from_listener_and_handler(
+        listener: Listener,
+        ssl_config: Option<SslConfig>,
+        handler: Option<Arc<dyn Fn(Request) + Send + Sync>>,
+    ) -> Result<Server, Box<dyn Error + Send + Sync + 'static>> {
         // building the "close" variable
         let close_trigger = Arc::new(AtomicBool::new(false));
 
@@ -328,6 +351,7 @@ impl Server {
                 match new_client {
                     Ok(client) => {
                         let messages = inside_messages.clone();
+                        let handler = handler.clone();
                         let mut client = Some(client);
                         tasks_pool.spawn(Box::new(move || {
                             if let Some(client) = client.take() {
@@ -338,7 +362,11 @@ impl Server {
                                 // A request that drops its sender unsent ends the connection.
                                 for rq in client {
                                     let (sender, receiver) = mpsc::channel();
-                                    messages.push(rq.with_notify_sender(sender).into());
+                                    let rq = rq.with_notify_sender(sender);
+                                    match handler {
+                                        Some(ref handler) => handler(rq),
+                                        None => messages.push(rq.into()),
+                                    }
                                     if receiver.recv().is_err() {
                                         break;
                                     }

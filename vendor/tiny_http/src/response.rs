@@ -348,6 +348,14 @@ where
             self.chunked_threshold(),
         ));
 
+        // latency patch: a response sent without its body (to HEAD) and of no given length
+        // gets no framing header. Upstream sent `Transfer-Encoding: chunked`, or for HTTP/1.0
+        // the `Content-Length` of the reader it was given (0 for an empty one): a length or
+        // coding GET need not send (RFC 9110, sections 8.6 and 9.3.2).
+        if do_not_send_body && self.data_length.is_none() {
+            transfer_encoding = None;
+        }
+
         // add `Date` if not in the headers
         if !self.headers.iter().any(|h| h.field.equiv("Date")) {
             self.headers.insert(0, build_date_header());

@@ -86,14 +86,17 @@ mod tests {
 
         let mut org_reader = Cursor::new("hello world".to_string().into_bytes());
 
-        {
-            let (mut equal_reader, _) = EqualReader::new(org_reader.by_ref(), 5);
+        let signal = {
+            let (mut equal_reader, signal) = EqualReader::new(org_reader.by_ref(), 5);
 
             let mut string = String::new();
             equal_reader.read_to_string(&mut string).unwrap();
             assert_eq!(string, "hello");
-        }
+            signal
+        };
 
+        // latency patch: a body read to its end leaves its connection going.
+        assert!(signal.try_recv().is_err(), "a body read whole must not be reported unread");
         let mut string = String::new();
         org_reader.read_to_string(&mut string).unwrap();
         assert_eq!(string, " world");
@@ -105,16 +108,20 @@ mod tests {
 
         let mut org_reader = Cursor::new("hello world".to_string().into_bytes());
 
-        {
-            let (mut equal_reader, _) = EqualReader::new(org_reader.by_ref(), 5);
+        let signal = {
+            let (mut equal_reader, signal) = EqualReader::new(org_reader.by_ref(), 5);
 
             let mut vec = [0];
             equal_reader.read_exact(&mut vec).unwrap();
             assert_eq!(vec[0], b'h');
-        }
+            signal
+        };
 
+        // latency patch: upstream read the rest of the body away here ("ello"), leaving
+        // " world". The rest is now left unread and reported, and the connection ends.
+        assert!(matches!(signal.try_recv(), Ok(Err(_))), "an unread body must be reported");
         let mut string = String::new();
         org_reader.read_to_string(&mut string).unwrap();
-        assert_eq!(string, " world");
+        assert_eq!(string, "ello world");
     }
 }
