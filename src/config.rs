@@ -548,7 +548,7 @@ pub fn unprobeable(address: IpAddr) -> Option<&'static str> {
         }
         // The kernel refuses to send to one without the interface it is on.
         IpAddr::V6(address) if address.is_unicast_link_local() => {
-            Some("is a link-local address, which needs its interface, as ADDRESS%INTERFACE like fe80::1%eth0")
+            Some("is a link-local address and needs its interface, as ADDRESS%INTERFACE like fe80::1%eth0")
         }
         _ => None,
     }
@@ -999,7 +999,7 @@ mod tests {
             (
                 &["--target", "fe80::1"],
                 &[],
-                "--target fe80::1: is a link-local address, which needs its interface",
+                "--target fe80::1: is a link-local address and needs its interface",
             ),
             (&["--target", "2001:db8::7%eth0"], &[], "--target 2001:db8::7%eth0: has an interface after %"),
             (&["--target", "fe80::1%"], &[], "--target fe80::1%: expected the name of an interface"),

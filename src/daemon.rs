@@ -15,7 +15,7 @@ use nix::sys::resource::{Resource, getrlimit, setrlimit};
 use signal_hook::consts::{SIGHUP, SIGINT, SIGTERM};
 use signal_hook::iterator::Signals;
 
-use crate::config::{self, Config, Family, Host, duration};
+use crate::config::{Config, Family, Host, duration};
 use crate::engine::{self, Identity};
 use crate::http::server::{self, Context, ServerError};
 use crate::line::Line;
@@ -24,6 +24,7 @@ use crate::net::{IcmpSocket, NetError};
 use crate::notify::{self, Liveness, Notifier};
 use crate::packet::Token;
 use crate::prober::{Heartbeat, Prober, ProberHandle, Settings};
+use crate::resolve;
 use crate::store::{Store, StoreError};
 
 pub const VERSION: &str = env!("CARGO_PKG_VERSION");
@@ -93,19 +94,12 @@ pub fn resolve(host: &Host, family: Family) -> Result<Ipv4Addr, DaemonError> {
         Host::Name(name) => {
             let found: Vec<IpAddr> = (name.as_str(), 0)
                 .to_socket_addrs()
-                .map_err(|err| error(format!("cannot resolve: {err}")))?
+                .map_err(|err| error(resolve::Failure::Lookup(err.to_string()).to_string()))?
                 .map(|address| address.ip())
                 .collect();
-            let wanted = |address: &&IpAddr| address.is_ipv6() == (family == Family::Ipv6);
-            *found
-                .iter()
-                .find(wanted)
-                .ok_or_else(|| error(format!("has no address to probe (found {found:?})")))?
+            resolve::choose(family, &found).map_err(|failure| error(failure.to_string()))?
         }
     };
-    if let Some(problem) = config::unprobeable(address) {
-        return Err(error(format!("resolves to {address}, which {problem}")));
-    }
     match address {
         IpAddr::V4(address) => Ok(address),
         IpAddr::V6(address) => Err(error(format!("{address}: IPv6 targets are not supported yet"))),
