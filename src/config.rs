@@ -5,7 +5,7 @@
 pub mod duration;
 
 use std::fmt;
-use std::net::{Ipv4Addr, SocketAddr, SocketAddrV4};
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr, SocketAddrV4};
 use std::path::PathBuf;
 use std::time::Duration;
 
@@ -20,16 +20,86 @@ pub const MIN_TIMEOUT: Duration = Duration::from_millis(1);
 pub const MAX_TIMEOUT: Duration = Duration::from_secs(60);
 /// The timeout when none is given, unless half the interval is shorter.
 pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(2);
+/// How often host names are resolved again when no period is given.
+pub const DEFAULT_RESOLVE_EVERY: Duration = Duration::from_secs(5 * 60);
+/// The shortest period accepted: more often only loads the resolver.
+pub const MIN_RESOLVE_EVERY: Duration = Duration::from_secs(1);
+/// The longest period accepted: a moved host would be missed for longer than any DNS TTL lasts.
+pub const MAX_RESOLVE_EVERY: Duration = Duration::from_secs(24 * 60 * 60);
+/// The longest target name: it is written on every results line and in `?target=NAME`.
+pub const MAX_NAME_LEN: usize = 64;
+/// The longest interface name Linux accepts (IFNAMSIZ less its terminating NUL).
+const MAX_ZONE_LEN: usize = 15;
 
 /// Everything the daemon needs to start.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Config {
-    /// Host name or IPv4 address; `None` runs the daemon idle until one is configured.
-    pub target: Option<String>,
+    /// What to probe, in the order given, each name once; none runs the daemon idle until one
+    /// is configured.
+    pub targets: Vec<Target>,
+    /// Which address of a host name is probed.
+    pub family: Family,
+    /// How often host names are resolved again (besides at start and on SIGHUP).
+    pub resolve_every: Duration,
     pub interval: Duration,
     pub timeout: Duration,
     pub listen: SocketAddr,
     pub results: PathBuf,
+}
+
+/// One host to probe and the name its lines and `?target=` use.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Target {
+    /// The `NAME` of `NAME=HOST`, or the `HOST` as written.
+    pub name: String,
+    pub host: Host,
+}
+
+/// A target's `HOST`: an address, probed as it is, or a name to resolve.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Host {
+    Ip(IpAddr),
+    /// A link-local IPv6 address and the interface it is on, as written after the `%`.
+    Scoped {
+        address: Ipv6Addr,
+        zone: String,
+    },
+    /// A host name, resolved at start, on SIGHUP and every `resolve_every`.
+    Name(String),
+}
+
+impl fmt::Display for Host {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Host::Ip(address) => address.fmt(f),
+            Host::Scoped { address, zone } => write!(f, "{address}%{zone}"),
+            Host::Name(name) => f.write_str(name),
+        }
+    }
+}
+
+/// Which of a host name's addresses is probed. Addresses given as such are probed as they are,
+/// whatever the family.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Family {
+    /// The name's first IPv4 address if it has one, else its first IPv6 address.
+    Auto,
+    Ipv4,
+    Ipv6,
+}
+
+impl Family {
+    const ALL: [Family; 3] = [Family::Auto, Family::Ipv4, Family::Ipv6];
+}
+
+impl fmt::Display for Family {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            Family::Auto => "auto",
+            Family::Ipv4 => "ipv4",
+            Family::Ipv6 => "ipv6",
+        })
+    }
 }
 
 /// What the command line asks for.
@@ -115,11 +185,32 @@ impl Setting {
 pub const TARGET: Setting = Setting {
     flag: "--target",
     env: "LATENCY_TARGET",
-    placeholder: "HOST",
-    about: "IPv4 address or host name to probe; without one, /latency answers 503",
+    placeholder: "[NAME=]HOST",
+    about: "What to probe: an IPv4 or IPv6 address or a host name, with an optional NAME for \
+            its lines; repeat the flag, or list several separated by commas or spaces; \
+            without one, /latency answers 503",
     default: || None,
     default_varies: "",
     limits: &[],
+};
+pub const FAMILY: Setting = Setting {
+    flag: "--family",
+    env: "LATENCY_FAMILY",
+    placeholder: "FAMILY",
+    about: "Which address of a host name to probe: auto (its IPv4 address if it has one, else \
+            its IPv6 one), ipv4 or ipv6; an address given as such is probed as it is",
+    default: || Some(Family::Auto.to_string()),
+    default_varies: "",
+    limits: &[],
+};
+pub const RESOLVE_EVERY: Setting = Setting {
+    flag: "--resolve-every",
+    env: "LATENCY_RESOLVE_EVERY",
+    placeholder: "DUR",
+    about: "How often host names are resolved again, besides at start and on SIGHUP",
+    default: || Some(duration::format(DEFAULT_RESOLVE_EVERY)),
+    default_varies: "",
+    limits: &[Limit::AtLeast(MIN_RESOLVE_EVERY), Limit::AtMost(MAX_RESOLVE_EVERY)],
 };
 pub const INTERVAL: Setting = Setting {
     flag: "--interval",
@@ -157,15 +248,17 @@ pub const RESULTS: Setting = Setting {
     default_varies: ", or $STATE_DIRECTORY/results.txt under systemd",
     limits: &[],
 };
-pub const SETTINGS: [&Setting; 5] = [&TARGET, &INTERVAL, &TIMEOUT, &LISTEN, &RESULTS];
+pub const SETTINGS: [&Setting; 7] =
+    [&TARGET, &FAMILY, &RESOLVE_EVERY, &INTERVAL, &TIMEOUT, &LISTEN, &RESULTS];
 
 /// The `--help` text, written from [`SETTINGS`].
 pub fn usage() -> String {
     let mut text = String::from(
         "Usage: latency [OPTIONS]
 
-Measures ICMP round-trip time to a target, appends one line per probe to a results
-file and serves them over HTTP (GET /latency, GET /latency-results[?tail=N]).
+Measures ICMP round-trip time to one or more targets, appends one line per probe to a
+results file and serves them over HTTP (GET /latency, GET /latency-results[?tail=N];
+with several targets, ?target=NAME picks one, and each line carries its NAME).
 
 Options (each also read from the environment variable shown; the flag wins):
 ",
@@ -175,17 +268,34 @@ Options (each also read from the environment variable shown; the flag wins):
         let limits: Vec<String> = setting.limits.iter().map(Limit::to_string).collect();
         let limits = if limits.is_empty() { String::new() } else { format!("; {}", limits.join(", ")) };
         text += &format!("  {flag:<20} {}\n", setting.env);
-        text += &format!("      {}{limits}.\n", setting.about);
+        text += &wrap(&format!("{}{limits}.", setting.about), "      ");
         text += &format!("      Default: {}.\n", setting.documented_default());
     }
     text += "  -h, --help           print this help
   -V, --version        print the version
 
 DUR is a whole number with a unit: 250ms, 1s, 5m, 1h.
-Signals: SIGTERM/SIGINT stop; SIGHUP reopens the results file and re-resolves the target.
+Signals: SIGTERM/SIGINT stop; SIGHUP reopens the results file and resolves host names again.
 Log level: RUST_LOG=debug|info|warn|error (default info).
 ";
     text
+}
+
+/// `text` in lines of at most 80 columns (a longer word stays whole), each after `indent`.
+fn wrap(text: &str, indent: &str) -> String {
+    let mut out = String::new();
+    let mut line = String::new();
+    for word in text.split_whitespace() {
+        if !line.is_empty() && indent.len() + line.len() + 1 + word.len() > 80 {
+            out += &format!("{indent}{line}\n");
+            line.clear();
+        }
+        if !line.is_empty() {
+            line.push(' ');
+        }
+        line += word;
+    }
+    out + &format!("{indent}{line}\n")
 }
 
 /// A raw value and the name it was given under, for error messages.
@@ -233,11 +343,11 @@ where
                 });
             }
         };
-        flags.retain(|(s, _)| s.flag != setting.flag);
         flags.push((setting, value));
     }
+    // The last of a flag given twice wins, except --target, which adds a target each time.
     let given = |setting: &Setting| -> Option<Given> {
-        if let Some((_, value)) = flags.iter().find(|(s, _)| s.flag == setting.flag) {
+        if let Some((_, value)) = flags.iter().rev().find(|(s, _)| s.flag == setting.flag) {
             return Some(Given { source: setting.flag.into(), value: value.clone() });
         }
         env(setting.env)
@@ -245,7 +355,30 @@ where
             .map(|value| Given { source: setting.env.into(), value })
     };
 
-    let target = given(&TARGET).map(|g| parse_target(&g)).transpose()?;
+    let target_flags: Vec<Given> = flags
+        .iter()
+        .filter(|(s, _)| s.flag == TARGET.flag)
+        .map(|(_, value)| Given { source: TARGET.flag.into(), value: value.clone() })
+        .collect();
+    let targets = match (target_flags.is_empty(), given(&TARGET)) {
+        (false, _) => parse_targets(&target_flags)?,
+        (true, Some(variable)) => parse_targets(&[variable])?,
+        (true, None) => Vec::new(),
+    };
+    let family = match given(&FAMILY) {
+        Some(g) => Family::ALL
+            .into_iter()
+            .find(|family| family.to_string() == g.value)
+            .ok_or_else(|| g.error("expected auto, ipv4 or ipv6"))?,
+        None => Family::Auto,
+    };
+    let resolve_every = match given(&RESOLVE_EVERY) {
+        Some(given) => parse_duration(&given, DEFAULT_RESOLVE_EVERY, |every| {
+            at_least(every, MIN_RESOLVE_EVERY)?;
+            at_most(every, MAX_RESOLVE_EVERY)
+        })?,
+        None => DEFAULT_RESOLVE_EVERY,
+    };
     let interval = match given(&INTERVAL) {
         Some(given) => parse_duration(&given, DEFAULT_INTERVAL, |interval| at_least(interval, MIN_INTERVAL))?,
         None => DEFAULT_INTERVAL,
@@ -266,43 +399,158 @@ where
         Some(g) => parse_results_path(&g)?,
         None => default_results_path(env("STATE_DIRECTORY")),
     };
-    Ok(Command::Run(Config { target, interval, timeout, listen, results }))
+    Ok(Command::Run(Config { targets, family, resolve_every, interval, timeout, listen, results }))
 }
 
-fn parse_target(given: &Given) -> Result<String, ConfigError> {
-    let host = given.value.as_str();
-    let valid = !host.is_empty()
-        && host.len() <= 253
+/// The targets of each `--target` value, or of `LATENCY_TARGET`: entries separated by commas
+/// and/or white space. An error names the one entry at fault.
+fn parse_targets(givens: &[Given]) -> Result<Vec<Target>, ConfigError> {
+    let mut targets: Vec<(Target, &str)> = Vec::new();
+    for given in givens {
+        let mut entries = given
+            .value
+            .split(|c: char| c == ',' || c.is_ascii_whitespace())
+            .filter(|e| !e.is_empty())
+            .peekable();
+        // `LATENCY_TARGET=` means no target; `--target=` is a mistake.
+        if entries.peek().is_none() && given.source == TARGET.flag {
+            return Err(given.error(format!("names no target: expected [NAME=]HOST, {TARGET_EXAMPLES}")));
+        }
+        for entry in entries {
+            let entry_given = Given { source: given.source.clone(), value: entry.to_string() };
+            let target = parse_target(&entry_given)?;
+            if let Some((_, first)) = targets.iter().find(|(other, _)| other.name == target.name) {
+                return Err(entry_given.error(format!(
+                    "the name {} is taken by {first}: give each target a name of its own, as NAME=HOST",
+                    target.name
+                )));
+            }
+            targets.push((target, entry));
+        }
+    }
+    Ok(targets.into_iter().map(|(target, _)| target).collect())
+}
+
+const TARGET_EXAMPLES: &str =
+    "like 198.51.100.2, 2001:db8::7, fe80::1%eth0, db.example.org or db=198.51.100.2";
+
+/// One `HOST` or `NAME=HOST` entry.
+fn parse_target(given: &Given) -> Result<Target, ConfigError> {
+    let (name, host) = match given.value.split_once('=') {
+        Some(("", _)) => return Err(given.error(format!("the NAME before = is empty; {TARGET_EXAMPLES}"))),
+        Some((_, "")) => return Err(given.error(format!("the HOST after = is empty; {TARGET_EXAMPLES}"))),
+        Some((name, host)) => (Some(name), host),
+        None => (None, given.value.as_str()),
+    };
+    let host = parse_host(given, host)?;
+    let name = match name {
+        Some(name) => {
+            if name.len() > MAX_NAME_LEN {
+                return Err(given.error(format!("the NAME is longer than {MAX_NAME_LEN} characters")));
+            }
+            if !name.chars().all(is_name_char) {
+                return Err(given.error("the NAME may hold only letters, digits and . _ - : %"));
+            }
+            name
+        }
+        // The characters of a valid HOST are all allowed in a name; only its length is not.
+        None if given.value.len() > MAX_NAME_LEN => {
+            return Err(given.error(format!(
+                "is longer than {MAX_NAME_LEN} characters, too long to name the target: give a \
+                 shorter name, as NAME=HOST"
+            )));
+        }
+        None => given.value.as_str(),
+    };
+    Ok(Target { name: name.to_string(), host })
+}
+
+fn is_name_char(c: char) -> bool {
+    c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-' | ':' | '%')
+}
+
+/// An IPv4 or IPv6 address (an IPv6 one with `%zone`) or a host name.
+fn parse_host(given: &Given, host: &str) -> Result<Host, ConfigError> {
+    if host.contains(':') {
+        return parse_ipv6(given, host);
+    }
+    let valid = host.len() <= 253
         && host.chars().all(|c| c.is_ascii_alphanumeric() || c == '.' || c == '-')
         && !host.starts_with(['-', '.']);
     if !valid {
-        return Err(
-            given.error("expected an IPv4 address or a host name, like 198.51.100.2 or db.example.org")
-        );
+        return Err(given.error(format!("expected an IP address or a host name, {TARGET_EXAMPLES}")));
     }
     // The resolver reads `010.0.0.1` as 8.0.0.1 and `1.2.3` as 1.2.0.3 (inet_aton): a value
     // that looks like an address must be a plain dotted quad, or the wrong host gets probed.
     let last_label = host.rsplit('.').next().unwrap_or(host);
     let numeric = last_label.bytes().all(|b| b.is_ascii_digit()) || last_label.starts_with("0x");
-    if numeric {
-        let address = host.parse::<Ipv4Addr>().map_err(|_| {
-            given.error("looks like an IPv4 address but is not four decimal numbers 0-255, like 198.51.100.2")
-        })?;
-        if let Some(problem) = unprobeable(address) {
-            return Err(given.error(problem));
-        }
+    if !numeric {
+        return Ok(Host::Name(host.to_string()));
     }
-    Ok(host.to_string())
+    let address = host.parse::<Ipv4Addr>().map_err(|_| {
+        given.error("looks like an IPv4 address but is not four decimal numbers 0-255, like 198.51.100.2")
+    })?;
+    probeable(given, IpAddr::V4(address))
+}
+
+fn parse_ipv6(given: &Given, host: &str) -> Result<Host, ConfigError> {
+    let (address, zone) = match host.split_once('%') {
+        Some((address, zone)) => (address, Some(zone)),
+        None => (host, None),
+    };
+    let address: Ipv6Addr = address.parse().map_err(|_| {
+        given.error("expected an IPv6 address (without brackets), like 2001:db8::7 or fe80::1%eth0")
+    })?;
+    let Some(zone) = zone else { return probeable(given, IpAddr::V6(address)) };
+    let zone_ok = !zone.is_empty()
+        && zone.len() <= MAX_ZONE_LEN
+        && zone.chars().all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-'));
+    if !zone_ok {
+        return Err(given.error(format!(
+            "expected the name of an interface after %, like fe80::1%eth0 (at most {MAX_ZONE_LEN} \
+             letters, digits, . _ or -)"
+        )));
+    }
+    if !address.is_unicast_link_local() {
+        probeable(given, IpAddr::V6(address))?;
+        return Err(given.error(
+            "has an interface after %, which only a link-local address (fe80::/10) takes: leave it out",
+        ));
+    }
+    Ok(Host::Scoped { address, zone: zone.to_string() })
+}
+
+fn probeable(given: &Given, address: IpAddr) -> Result<Host, ConfigError> {
+    match unprobeable(address) {
+        Some(problem) => Err(given.error(problem)),
+        None => Ok(Host::Ip(address)),
+    }
 }
 
 /// Why echo requests to `address` cannot measure one host's latency, if they cannot.
-pub fn unprobeable(address: Ipv4Addr) -> Option<&'static str> {
-    if address.is_unspecified() {
-        Some("is the unspecified address, not a host; give the target's address")
-    } else if address.is_broadcast() || address.is_multicast() {
-        Some("is a broadcast or multicast address, which many hosts or none answer; give one host's address")
-    } else {
-        None
+pub fn unprobeable(address: IpAddr) -> Option<&'static str> {
+    match address {
+        IpAddr::V4(address) if address.is_unspecified() => {
+            Some("is the unspecified address, not a host; give the target's address")
+        }
+        IpAddr::V4(address) if address.is_broadcast() || address.is_multicast() => Some(
+            "is a broadcast or multicast address, which many hosts or none answer; give one host's address",
+        ),
+        IpAddr::V6(address) if address.is_unspecified() => {
+            Some("is the unspecified address, not a host; give the target's address")
+        }
+        IpAddr::V6(address) if address.is_multicast() => {
+            Some("is a multicast address, which many hosts or none answer; give one host's address")
+        }
+        // An ICMPv6 socket cannot send to one; the IPv4 address itself can be probed.
+        IpAddr::V6(address) if address.to_ipv4_mapped().is_some() => {
+            Some("is an IPv4-mapped IPv6 address; give the IPv4 address itself, like 198.51.100.2")
+        }
+        // The kernel refuses to send to one without the interface it is on.
+        IpAddr::V6(address) if address.is_unicast_link_local() => {
+            Some("is a link-local address and needs its interface, as ADDRESS%INTERFACE like fe80::1%eth0")
+        }
+        _ => None,
     }
 }
 
@@ -345,14 +593,18 @@ fn at_least(value: Duration, minimum: Duration) -> Result<(), String> {
     Ok(())
 }
 
+fn at_most(value: Duration, maximum: Duration) -> Result<(), String> {
+    if value > maximum {
+        return Err(format!("must be at most {}", duration::format(maximum)));
+    }
+    Ok(())
+}
+
 fn check_timeout(timeout: Duration, interval: Duration) -> Result<(), String> {
     at_least(timeout, MIN_TIMEOUT)?;
-    if timeout > MAX_TIMEOUT {
-        return Err(format!(
-            "must be at most {}: a later reply measures nothing useful, and /latency callers wait as long",
-            duration::format(MAX_TIMEOUT)
-        ));
-    }
+    at_most(timeout, MAX_TIMEOUT).map_err(|err| {
+        format!("{err}: a later reply measures nothing useful, and /latency callers wait as long")
+    })?;
     if timeout >= interval {
         return Err(format!(
             "must be shorter than the interval ({}), so that a probe ends before the next starts",
@@ -398,13 +650,120 @@ mod tests {
         }
     }
 
+    type Args<'a> = &'a [&'a str];
+    type Env<'a> = &'a [(&'a str, &'a str)];
+
+    fn ip(name: &str, address: &str) -> Target {
+        Target { name: name.into(), host: Host::Ip(address.parse().unwrap()) }
+    }
+
+    fn named(name: &str, host: &str) -> Target {
+        Target { name: name.into(), host: Host::Name(host.into()) }
+    }
+
+    fn scoped(name: &str, address: &str, zone: &str) -> Target {
+        Target {
+            name: name.into(),
+            host: Host::Scoped { address: address.parse().unwrap(), zone: zone.into() },
+        }
+    }
+
+    #[test]
+    fn targets_are_listed_with_commas_white_space_and_repeated_flags() {
+        type Case<'a> = (&'a [&'a str], &'a [(&'a str, &'a str)], Vec<Target>);
+        let cases: Vec<Case> = vec![
+            (
+                &[],
+                &[("LATENCY_TARGET", "198.51.100.2,203.0.113.9")],
+                vec![ip("198.51.100.2", "198.51.100.2"), ip("203.0.113.9", "203.0.113.9")],
+            ),
+            (
+                &[],
+                &[("LATENCY_TARGET", "198.51.100.2 203.0.113.9")],
+                vec![ip("198.51.100.2", "198.51.100.2"), ip("203.0.113.9", "203.0.113.9")],
+            ),
+            // Empty entries between separators are no entries.
+            (
+                &[],
+                &[("LATENCY_TARGET", " ,198.51.100.2,, \t203.0.113.9 ,\n")],
+                vec![ip("198.51.100.2", "198.51.100.2"), ip("203.0.113.9", "203.0.113.9")],
+            ),
+            (&[], &[("LATENCY_TARGET", " , ")], vec![]),
+            (
+                &["--target", "db-2=db.example.org", "--target", "198.51.100.2,gw=203.0.113.1"],
+                &[],
+                vec![
+                    named("db-2", "db.example.org"),
+                    ip("198.51.100.2", "198.51.100.2"),
+                    ip("gw", "203.0.113.1"),
+                ],
+            ),
+            (&["--target=db=198.51.100.2"], &[], vec![ip("db", "198.51.100.2")]),
+            // Any --target replaces the whole variable.
+            (
+                &["--target", "198.51.100.2"],
+                &[("LATENCY_TARGET", "a=203.0.113.9,b=203.0.113.10")],
+                vec![ip("198.51.100.2", "198.51.100.2")],
+            ),
+            // The default NAME is the HOST as written.
+            (&["--target", "2001:DB8::7"], &[], vec![ip("2001:DB8::7", "2001:db8::7")]),
+            (&["--target", "::1,localhost"], &[], vec![ip("::1", "::1"), named("localhost", "localhost")]),
+            (&["--target", "fe80::1%eth0"], &[], vec![scoped("fe80::1%eth0", "fe80::1", "eth0")]),
+            (&["--target", "gw=fe80::1%br-lan.10"], &[], vec![scoped("gw", "fe80::1", "br-lan.10")]),
+            (&["--target", "a.b_C-9:e%f=198.51.100.2"], &[], vec![ip("a.b_C-9:e%f", "198.51.100.2")]),
+            // Names are told apart by case, like the lines that carry them.
+            (
+                &["--target", "DB=198.51.100.2,db=198.51.100.2"],
+                &[],
+                vec![ip("DB", "198.51.100.2"), ip("db", "198.51.100.2")],
+            ),
+            // The family is for names: an address is probed as it is.
+            (&["--family", "ipv4", "--target", "2001:db8::7"], &[], vec![ip("2001:db8::7", "2001:db8::7")]),
+        ];
+        for (args, env, targets) in cases {
+            assert_eq!(run(args, env).map(|config| config.targets), Ok(targets), "{args:?} {env:?}");
+        }
+    }
+
+    #[test]
+    fn family_values() {
+        let cases: &[(Args, Env, Family)] = &[
+            (&[], &[], Family::Auto),
+            (&["--family", "auto"], &[], Family::Auto),
+            (&["--family", "ipv4"], &[], Family::Ipv4),
+            (&["--family=ipv6"], &[], Family::Ipv6),
+            (&[], &[("LATENCY_FAMILY", "ipv6")], Family::Ipv6),
+            (&["--family", "ipv4"], &[("LATENCY_FAMILY", "ipv6")], Family::Ipv4),
+        ];
+        for (args, env, family) in cases {
+            assert_eq!(run(args, env).map(|config| config.family), Ok(*family), "{args:?} {env:?}");
+        }
+    }
+
+    #[test]
+    fn resolve_every_values() {
+        let cases: &[(Args, Env, u64)] = &[
+            (&[], &[], 300),
+            (&["--resolve-every", "1s"], &[], 1),
+            (&["--resolve-every", "24h"], &[], 86_400),
+            (&[], &[("LATENCY_RESOLVE_EVERY", "30s")], 30),
+            (&["--resolve-every", "1m"], &[("LATENCY_RESOLVE_EVERY", "30s")], 60),
+        ];
+        for (args, env, secs) in cases {
+            let every = run(args, env).map(|config| config.resolve_every);
+            assert_eq!(every, Ok(Duration::from_secs(*secs)), "{args:?} {env:?}");
+        }
+    }
+
     #[test]
     fn defaults_match_the_documented_table() {
         let config = run(&[], &[]).unwrap();
         assert_eq!(
             config,
             Config {
-                target: None,
+                targets: Vec::new(),
+                family: Family::Auto,
+                resolve_every: Duration::from_secs(300),
                 interval: Duration::from_secs(60),
                 timeout: Duration::from_secs(2),
                 listen: "0.0.0.0:5000".parse().unwrap(),
@@ -417,10 +776,10 @@ mod tests {
     fn flags_win_over_environment_and_both_forms_work() {
         let env = [("LATENCY_TARGET", "203.0.113.9"), ("LATENCY_INTERVAL", "5s")];
         let config = run(&["--target", "198.51.100.2", "--interval=10s"], &env).unwrap();
-        assert_eq!(config.target.as_deref(), Some("198.51.100.2"));
+        assert_eq!(config.targets, [ip("198.51.100.2", "198.51.100.2")]);
         assert_eq!(config.interval, Duration::from_secs(10));
         let config = run(&[], &env).unwrap();
-        assert_eq!(config.target.as_deref(), Some("203.0.113.9"));
+        assert_eq!(config.targets, [ip("203.0.113.9", "203.0.113.9")]);
         assert_eq!(config.interval, Duration::from_secs(5));
     }
 
@@ -444,7 +803,7 @@ mod tests {
     #[test]
     fn empty_environment_values_mean_unset() {
         let config = run(&[], &[("LATENCY_TARGET", ""), ("LATENCY_INTERVAL", "")]).unwrap();
-        assert_eq!(config.target, None);
+        assert_eq!(config.targets, []);
         assert_eq!(config.interval, Duration::from_secs(60));
     }
 
@@ -511,7 +870,7 @@ mod tests {
                 Some(value) => {
                     assert_eq!(run(&[setting.flag, &value], &[]), Ok(defaults.clone()), "{}", setting.flag)
                 }
-                None => assert_eq!(defaults.target, None, "{} has no default", setting.flag),
+                None => assert_eq!(defaults.targets, [], "{} has no default", setting.flag),
             }
         }
     }
@@ -550,6 +909,22 @@ mod tests {
     }
 
     #[test]
+    fn names_are_at_most_64_characters() {
+        let name = "n".repeat(MAX_NAME_LEN);
+        let host = format!("{}.org", "h".repeat(MAX_NAME_LEN - 4));
+        let targets = |entry: &str| run(&["--target", entry], &[]).map(|config| config.targets);
+        assert_eq!(targets(&format!("{name}=198.51.100.2")), Ok(vec![ip(&name, "198.51.100.2")]));
+        assert_eq!(targets(&host), Ok(vec![named(&host, &host)]));
+        let err = targets(&format!("{name}n=198.51.100.2")).expect_err("a NAME of 65");
+        assert_eq!(err.reason, "the NAME is longer than 64 characters");
+        // A host name of 65 characters needs a NAME of its own.
+        let longer = format!("h{host}");
+        let err = targets(&longer).expect_err("a HOST of 65");
+        assert!(err.reason.starts_with("is longer than 64 characters, too long to name the target"), "{err}");
+        assert_eq!(targets(&format!("h={longer}")), Ok(vec![named("h", &longer)]));
+    }
+
+    #[test]
     fn bad_values_name_source_value_and_rule() {
         type Case<'a> = (&'a [&'a str], &'a [(&'a str, &'a str)], &'a str);
         let cases: &[Case] = &[
@@ -558,8 +933,8 @@ mod tests {
             (&["--timeout", "0ms"], &[], "--timeout 0ms: must be at least 1ms"),
             (&["--listen", "nonsense"], &[], "--listen nonsense: expected ADDRESS:PORT"),
             (&["--listen", "localhost:5000"], &[], "--listen localhost:5000: expected ADDRESS:PORT"),
-            (&["--target", "bad host!"], &[], "--target bad host!: expected an IPv4 address"),
-            (&["--target="], &[], "--target: expected an IPv4 address"),
+            (&["--target", "bad_host!"], &[], "--target bad_host!: expected an IP address or a host name"),
+            (&["--target="], &[], "--target: names no target"),
             (&["--target", "010.0.0.1"], &[], "--target 010.0.0.1: looks like an IPv4 address"),
             (&["--target", "1.2.3"], &[], "--target 1.2.3: looks like an IPv4 address"),
             (&["--target", "0x7f.1"], &[], "--target 0x7f.1: looks like an IPv4 address"),
@@ -589,6 +964,60 @@ mod tests {
             (&["--target", "224.0.0.1"], &[], "--target 224.0.0.1: is a broadcast or multicast"),
             (&["--interval", "5s\nINFO forged"], &[], "--interval 5s\\nINFO forged: "),
             (&["--bogus\u{1b}[2J"], &[], "--bogus\\u{1b}[2J: unknown option"),
+            (&["--target", " , "], &[], "--target  , : names no target"),
+            (&[], &[("LATENCY_TARGET", "198.51.100.2,bad!")], "LATENCY_TARGET bad!: expected an IP address"),
+            (&["--target", "=198.51.100.2"], &[], "--target =198.51.100.2: the NAME before = is empty"),
+            (&["--target", "db="], &[], "--target db=: the HOST after = is empty"),
+            (&["--target", "db#1=198.51.100.2"], &[], "--target db#1=198.51.100.2: the NAME may hold only"),
+            (&["--target", "db=bad!"], &[], "--target db=bad!: expected an IP address"),
+            (&["--target", "a=b=198.51.100.2"], &[], "--target a=b=198.51.100.2: expected an IP address"),
+            (
+                &[],
+                &[("LATENCY_TARGET", "db=198.51.100.2 db=203.0.113.9")],
+                "LATENCY_TARGET db=203.0.113.9: the name db is taken by db=198.51.100.2",
+            ),
+            (
+                &["--target", "198.51.100.2", "--target", "198.51.100.2=203.0.113.9"],
+                &[],
+                "--target 198.51.100.2=203.0.113.9: the name 198.51.100.2 is taken by 198.51.100.2",
+            ),
+            (
+                &["--target", "198.51.100.2=203.0.113.9,198.51.100.2"],
+                &[],
+                "--target 198.51.100.2: the name 198.51.100.2 is taken by 198.51.100.2=203.0.113.9",
+            ),
+            (&["--target", "2001:db8::zz"], &[], "--target 2001:db8::zz: expected an IPv6 address"),
+            (
+                &["--target", "[2001:db8::7]"],
+                &[],
+                "--target [2001:db8::7]: expected an IPv6 address (without brackets)",
+            ),
+            (&["--target", "::"], &[], "--target ::: is the unspecified address"),
+            (&["--target", "ff02::1"], &[], "--target ff02::1: is a multicast address"),
+            (&["--target", "ff02::1%eth0"], &[], "--target ff02::1%eth0: is a multicast address"),
+            (&["--target", "::ffff:198.51.100.2"], &[], "--target ::ffff:198.51.100.2: is an IPv4-mapped"),
+            (
+                &["--target", "fe80::1"],
+                &[],
+                "--target fe80::1: is a link-local address and needs its interface",
+            ),
+            (&["--target", "2001:db8::7%eth0"], &[], "--target 2001:db8::7%eth0: has an interface after %"),
+            (&["--target", "fe80::1%"], &[], "--target fe80::1%: expected the name of an interface"),
+            (
+                &["--target", "fe80::1%eth/0"],
+                &[],
+                "--target fe80::1%eth/0: expected the name of an interface",
+            ),
+            (
+                &["--target", "fe80::1%abcdefghijklmnop"],
+                &[],
+                "--target fe80::1%abcdefghijklmnop: expected the name",
+            ),
+            (&["--family", "IPv4"], &[], "--family IPv4: expected auto, ipv4 or ipv6"),
+            (&[], &[("LATENCY_FAMILY", "inet6")], "LATENCY_FAMILY inet6: expected auto, ipv4 or ipv6"),
+            (&["--resolve-every", "999ms"], &[], "--resolve-every 999ms: must be at least 1s"),
+            (&["--resolve-every", "25h"], &[], "--resolve-every 25h: must be at most 24h"),
+            (&["--resolve-every", "30"], &[], "--resolve-every 30: missing unit: write 30s"),
         ];
         for (args, env, message) in cases {
             let err = run(args, env).expect_err(message);

@@ -15,7 +15,7 @@ use nix::sys::resource::{Resource, getrlimit, setrlimit};
 use signal_hook::consts::{SIGHUP, SIGINT, SIGTERM};
 use signal_hook::iterator::Signals;
 
-use crate::config::{self, Config, duration};
+use crate::config::{Config, Family, Host, duration};
 use crate::engine::{self, Identity};
 use crate::http::server::{self, Context, ServerError};
 use crate::line::Line;
@@ -24,6 +24,7 @@ use crate::net::{IcmpSocket, NetError};
 use crate::notify::{self, Liveness, Notifier};
 use crate::packet::Token;
 use crate::prober::{Heartbeat, Prober, ProberHandle, Settings};
+use crate::resolve;
 use crate::store::{Store, StoreError};
 
 pub const VERSION: &str = env!("CARGO_PKG_VERSION");
@@ -52,7 +53,7 @@ impl fmt::Display for DaemonError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             DaemonError::Resolve { host, reason } => {
-                write!(f, "target {host}: {reason}; check the name, or give an IPv4 address")
+                write!(f, "target {host}: {reason}; check the name, or give an IP address")
             }
             DaemonError::Store(err) => err.fmt(f),
             DaemonError::Net(err) => err.fmt(f),
@@ -84,29 +85,24 @@ impl From<ServerError> for DaemonError {
     }
 }
 
-/// The IPv4 address `host` stands for.
-pub fn resolve(host: &str) -> Result<Ipv4Addr, DaemonError> {
+/// The address `host` stands for: IPv4 only until the prober speaks ICMPv6.
+pub fn resolve(host: &Host, family: Family) -> Result<Ipv4Addr, DaemonError> {
     let error = |reason: String| DaemonError::Resolve { host: host.to_string(), reason };
-    if let Ok(address) = host.parse::<Ipv4Addr>() {
-        return Ok(address);
-    }
-    let addresses: Vec<IpAddr> = (host, 0)
-        .to_socket_addrs()
-        .map_err(|err| error(format!("cannot resolve: {err}")))?
-        .map(|address| address.ip())
-        .collect();
-    let address = addresses
-        .iter()
-        .find_map(|address| match address {
-            IpAddr::V4(v4) => Some(*v4),
-            IpAddr::V6(_) => None,
-        })
-        .ok_or_else(|| {
-            error(format!("has no IPv4 address (found {addresses:?}); IPv6 targets are not supported yet"))
-        })?;
-    match config::unprobeable(address) {
-        Some(problem) => Err(error(format!("resolves to {address}, which {problem}"))),
-        None => Ok(address),
+    let address = match host {
+        Host::Ip(address) => *address,
+        Host::Scoped { .. } => return Err(error("IPv6 targets are not supported yet".into())),
+        Host::Name(name) => {
+            let found: Vec<IpAddr> = (name.as_str(), 0)
+                .to_socket_addrs()
+                .map_err(|err| error(resolve::Failure::Lookup(err.to_string()).to_string()))?
+                .map(|address| address.ip())
+                .collect();
+            resolve::choose(family, &found).map_err(|failure| error(failure.to_string()))?
+        }
+    };
+    match address {
+        IpAddr::V4(address) => Ok(address),
+        IpAddr::V6(address) => Err(error(format!("{address}: IPv6 targets are not supported yet"))),
     }
 }
 
@@ -140,7 +136,9 @@ fn raise_open_file_limit() {
 
 /// Starts everything, runs until SIGTERM or SIGINT, and stops within a second.
 pub fn run(config: Config) -> Result<(), DaemonError> {
-    let target = config.target.as_deref().map(resolve).transpose()?;
+    // Only the first target is probed until the prober takes several.
+    let first = config.targets.first();
+    let target = first.map(|first| resolve(&first.host, config.family)).transpose()?;
     let identity = identity()?;
     let socket = LinuxSocket::open()?;
     let http = server::bind(config.listen)?;
@@ -159,8 +157,8 @@ pub fn run(config: Config) -> Result<(), DaemonError> {
     })?;
     raise_open_file_limit();
 
-    let target_text = match (&config.target, target) {
-        (Some(host), Some(address)) if host != &address.to_string() => format!("{host} ({address})"),
+    let target_text = match (first.map(|first| first.host.to_string()), target) {
+        (Some(host), Some(address)) if host != address.to_string() => format!("{host} ({address})"),
         (_, Some(address)) => address.to_string(),
         _ => "none".into(),
     };
@@ -286,13 +284,18 @@ fn reload(config: &Config, store: &Store, prober: Option<&ProberHandle>, resolvi
         Ok(()) => info!("SIGHUP: reopened {}", store.path().display()),
         Err(err) => error!("SIGHUP: {err}; lines keep going to the file opened before"),
     }
-    let (Some(host), Some(prober)) = (config.target.clone(), prober.cloned()) else { return };
+    let (Some(host), Some(prober)) =
+        (config.targets.first().map(|first| first.host.clone()), prober.cloned())
+    else {
+        return;
+    };
+    let family = config.family;
     if resolving.swap(true, Ordering::AcqRel) {
         return warn!("SIGHUP: the previous lookup of {host} is still running; not starting another");
     }
     let done = resolving.clone();
     let lookup = thread::Builder::new().name("resolve".into()).spawn(move || {
-        match resolve(&host) {
+        match resolve(&host, family) {
             Ok(address) => {
                 if prober.retarget(address).is_err() {
                     debug!("the prober stopped before {host} was resolved");

@@ -25,6 +25,8 @@ pub mod notify;
 pub mod packet;
 /// The probing thread: a thin loop that carries out the engine's decisions on a real socket.
 pub mod prober;
+/// Which of a host name's addresses to probe, and what each new lookup is worth logging.
+pub mod resolve;
 /// When the next scheduled probe is due (fixed rate); never sleeps.
 pub mod schedule;
 /// The append-only results file: repair, append, reopen, snapshots and tails.

@@ -5,7 +5,9 @@
 
 use std::collections::BTreeSet;
 
-use latency::config::{self, INTERVAL, LISTEN, RESULTS, SETTINGS, Setting, TIMEOUT, duration};
+use latency::config::{
+    self, FAMILY, INTERVAL, LISTEN, RESOLVE_EVERY, RESULTS, SETTINGS, Setting, TARGET, TIMEOUT, duration,
+};
 
 const README: &str = include_str!("../README.md");
 const MAN_PAGE: &str = include_str!("../debian/latency.8");
@@ -72,11 +74,17 @@ fn a_planted_disagreement_is_found() {
     let timeout_limit = format!("{}, ", TIMEOUT.limits[0]);
     let listen = format!("`{}`", LISTEN.env);
     let results = format!("`{} {}`", RESULTS.flag, RESULTS.placeholder);
+    let target = format!("`{} {}`", TARGET.flag, TARGET.placeholder);
+    let family_row = table.lines().find(|row| row.contains(FAMILY.env)).map(|row| format!("{row}\n"));
+    let resolve_limit = format!(", {} |", RESOLVE_EVERY.limits[1]);
     let cases = [
         (interval_default.as_str(), "| 7h |", "default"),
         (timeout_limit.as_str(), "", "limits"),
         (listen.as_str(), "`LATENCY_LISTEN_ADDR`", "not a setting"),
         (results.as_str(), "`--results FILE`", "flag"),
+        (target.as_str(), "`--target HOST`", "flag"),
+        (family_row.as_deref().unwrap_or("no family row"), "", "LATENCY_FAMILY is stated 0 times"),
+        (resolve_limit.as_str(), ", at most 12h |", "limits"),
     ];
     for (from, to, complaint) in cases {
         assert!(table.contains(from), "{from}");
