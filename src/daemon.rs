@@ -15,17 +15,17 @@ use nix::sys::resource::{Resource, getrlimit, setrlimit};
 use signal_hook::consts::{SIGHUP, SIGINT, SIGTERM};
 use signal_hook::iterator::Signals;
 
-use crate::config::{Config, Family, Host, duration};
-use crate::engine::{self, Identity};
+use crate::config::{self, Config, Host, duration};
+use crate::engine::{self, Address, Identity, TargetSettings};
 use crate::http::server::{self, Context, ServerError};
 use crate::line::Line;
 use crate::net::linux::LinuxSocket;
 use crate::net::{IcmpSocket, NetError};
 use crate::notify::{self, Liveness, Notifier};
-use crate::packet::Token;
+use crate::packet::{Family, Token};
 use crate::prober::{Heartbeat, Prober, ProberHandle, Settings};
-use crate::resolve;
-use crate::store::{Store, StoreError};
+use crate::resolve::{self, Resolution};
+use crate::store::{Form, Store, StoreError};
 
 pub const VERSION: &str = env!("CARGO_PKG_VERSION");
 /// systemd's STATUS= is for people: at most one update a second, whatever the probe rate.
@@ -85,25 +85,50 @@ impl From<ServerError> for DaemonError {
     }
 }
 
-/// The address `host` stands for: IPv4 only until the prober speaks ICMPv6.
-pub fn resolve(host: &Host, family: Family) -> Result<Ipv4Addr, DaemonError> {
-    let error = |reason: String| DaemonError::Resolve { host: host.to_string(), reason };
-    let address = match host {
-        Host::Ip(address) => *address,
-        Host::Scoped { .. } => return Err(error("IPv6 targets are not supported yet".into())),
-        Host::Name(name) => {
-            let found: Vec<IpAddr> = (name.as_str(), 0)
-                .to_socket_addrs()
-                .map_err(|err| error(resolve::Failure::Lookup(err.to_string()).to_string()))?
-                .map(|address| address.ip())
-                .collect();
-            resolve::choose(family, &found).map_err(|failure| error(failure.to_string()))?
-        }
-    };
-    match address {
-        IpAddr::V4(address) => Ok(address),
-        IpAddr::V6(address) => Err(error(format!("{address}: IPv6 targets are not supported yet"))),
+/// What the resolver says of `name`'s addresses.
+fn lookup(name: &str) -> resolve::Lookup {
+    (name, 0).to_socket_addrs().map(|found| found.map(|address| address.ip()).collect()).map_err(|err| err.to_string())
+}
+
+/// The targets as the engine takes them, with the addresses they have at start, and the
+/// lookup state of each host name among them (by target index).
+fn resolve_at_start(config: &Config) -> Result<(Vec<TargetSettings>, Vec<(usize, String, Resolution)>), DaemonError> {
+    let mut targets = Vec::new();
+    let mut names = Vec::new();
+    for (index, target) in config.targets.iter().enumerate() {
+        let address = match &target.host {
+            Host::Ip(ip) => Some(Address::from(*ip)),
+            Host::Scoped { address, zone } => {
+                let scope_id = nix::net::if_::if_nametoindex(zone.as_str()).map_err(|errno| DaemonError::Setup {
+                    what: "find the interface of",
+                    value: target.host.to_string(),
+                    err: io::Error::from(errno),
+                })?;
+                Some(Address { ip: IpAddr::V6(*address), scope_id })
+            }
+            Host::Name(name) => {
+                let found = lookup(name);
+                // One target that cannot be resolved is a start-up failure, as it always was;
+                // among several, one bad name must not stop the others being watched.
+                if config.targets.len() == 1 {
+                    found
+                        .clone()
+                        .map_err(resolve::Failure::Lookup)
+                        .and_then(|found| resolve::choose(config.family, &found))
+                        .map_err(|failure| DaemonError::Resolve { host: name.clone(), reason: failure.to_string() })?;
+                }
+                let mut resolution = Resolution::default();
+                let (address, event) = resolution.update(name, config.family, found);
+                if let Some(event) = event {
+                    log::log!(event.level(), "{event}");
+                }
+                names.push((index, name.clone(), resolution));
+                address.map(Address::from)
+            }
+        };
+        targets.push(TargetSettings { name: Arc::from(target.name.as_str()), address });
     }
+    Ok((targets, names))
 }
 
 /// Random identifier and payload token, so that two daemons, or a daemon and `ping`, never
@@ -136,11 +161,21 @@ fn raise_open_file_limit() {
 
 /// Starts everything, runs until SIGTERM or SIGINT, and stops within a second.
 pub fn run(config: Config) -> Result<(), DaemonError> {
-    // Only the first target is probed until the prober takes several.
-    let first = config.targets.first();
-    let target = first.map(|first| resolve(&first.host, config.family)).transpose()?;
+    let (targets, names) = resolve_at_start(&config)?;
     let identity = identity()?;
-    let socket = LinuxSocket::open()?;
+    let (socket, opened) = LinuxSocket::open(&[Family::V4, Family::V6])?;
+    let mut sockets = Vec::new();
+    for (family, outcome) in opened {
+        match outcome {
+            Ok(kind) => sockets.push(format!("{kind} {} socket", family.protocol())),
+            // Needed by a target now: a start-up failure. Else only a name that resolves to
+            // that family later would miss it, and its sends say so then.
+            Err(err) if targets.iter().any(|t| t.address.is_some_and(|a| Family::of(a.ip) == family)) => {
+                return Err(err.into());
+            }
+            Err(err) => debug!("{err}"),
+        }
+    }
     let http = server::bind(config.listen)?;
     let notify_socket = std::env::var("NOTIFY_SOCKET").unwrap_or_default();
     let notifier = Notifier::from_env()
@@ -148,7 +183,8 @@ pub fn run(config: Config) -> Result<(), DaemonError> {
         .map(Arc::new);
     // Last of the checks, as it is the one that creates something: a start that fails for
     // want of a socket or a port leaves no empty results file or directory behind.
-    let store = Arc::new(Store::open(&config.results)?);
+    let form = if targets.len() > 1 { Form::Named } else { Form::Seed };
+    let store = Arc::new(Store::open(&config.results, form)?);
     // Installed once start-up can no longer fail, before the threads it must outlive.
     let mut signals = Signals::new([SIGTERM, SIGINT, SIGHUP]).map_err(|err| DaemonError::Setup {
         what: "install signal handlers",
@@ -157,17 +193,13 @@ pub fn run(config: Config) -> Result<(), DaemonError> {
     })?;
     raise_open_file_limit();
 
-    let target_text = match (first.map(|first| first.host.to_string()), target) {
-        (Some(host), Some(address)) if host != address.to_string() => format!("{host} ({address})"),
-        (_, Some(address)) => address.to_string(),
-        _ => "none".into(),
-    };
+    let target_text = describe_targets(&config, &targets);
     info!(
-        "latency {VERSION} starting: target {target_text}, interval {}, timeout {}, {} ICMP socket, \
-         listening on http://{}, results in {}",
+        "latency {VERSION} starting: {target_text}, interval {}, timeout {}, {}, listening on http://{}, \
+         results in {}",
         duration::format(config.interval),
         duration::format(config.timeout),
-        socket.kind(),
+        if sockets.is_empty() { "no ICMP socket".to_string() } else { sockets.join(", ") },
         // The bound address: with port 0 the kernel picked the port.
         http.server_addr(),
         store.path().display()
@@ -175,34 +207,26 @@ pub fn run(config: Config) -> Result<(), DaemonError> {
 
     let watchdog_every = watchdog_interval();
     let heartbeat = Arc::new(Heartbeat::default());
-    let (prober, prober_thread) = match target {
-        Some(target) => {
-            let settings = Settings {
-                engine: engine::Settings {
-                    target,
-                    interval: config.interval,
-                    timeout: config.timeout,
-                    identity,
-                },
-                max_wait: watchdog_every.map_or(MAX_WAIT, |every| (every / 2).min(MAX_WAIT)),
-            };
-            let status = status_reporter(notifier.clone());
-            let (prober, handle) = Prober::new(socket, settings, store.clone(), heartbeat.clone(), status);
-            (Some(handle), Some(spawn_prober(prober)?))
-        }
-        None => {
-            warn!(
-                "no target configured: set LATENCY_TARGET or pass --target; /latency answers 503 until then"
-            );
-            (None, None)
-        }
+    let target_names: Vec<Arc<str>> = targets.iter().map(|target| target.name.clone()).collect();
+    let (prober, prober_thread) = if targets.is_empty() {
+        warn!("no target configured: set LATENCY_TARGET or pass --target; /latency answers 503 until then");
+        (None, None)
+    } else {
+        let settings = Settings {
+            engine: engine::Settings { targets, interval: config.interval, timeout: config.timeout, identity },
+            max_wait: watchdog_every.map_or(MAX_WAIT, |every| (every / 2).min(MAX_WAIT)),
+        };
+        let status = status_reporter(notifier.clone());
+        let (prober, handle) = Prober::new(socket, settings, store.clone(), heartbeat.clone(), status);
+        (Some(handle), Some(spawn_prober(prober)?))
     };
-    server::start(http, Context { prober: prober.clone(), store: store.clone() })?;
+    let resolver = match (&prober, names.is_empty()) {
+        (Some(prober), false) => Some(start_resolver(names, config.family, config.resolve_every, prober.clone())?),
+        _ => None,
+    };
+    server::start(http, Context { prober: prober.clone(), targets: target_names, store: store.clone() })?;
     if let Some(notifier) = &notifier {
-        notifier.send(&format!(
-            "READY=1\nSTATUS=probing {target_text} every {}",
-            duration::format(config.interval)
-        ));
+        notifier.send(&format!("READY=1\nSTATUS=probing {target_text} every {}", duration::format(config.interval)));
     }
     let watchdog = match (&notifier, watchdog_every) {
         (Some(notifier), Some(every)) => {
@@ -211,11 +235,10 @@ pub fn run(config: Config) -> Result<(), DaemonError> {
         _ => None,
     };
 
-    let resolving = Arc::new(AtomicBool::new(false));
     let mut stop_signal = "end of signal stream";
     for signal in signals.forever() {
         if signal == SIGHUP {
-            reload(&config, &store, prober.as_ref(), &resolving);
+            reload(&store, resolver.as_ref());
             continue;
         }
         stop_signal = if signal == SIGTERM { "SIGTERM" } else { "SIGINT" };
@@ -228,6 +251,8 @@ pub fn run(config: Config) -> Result<(), DaemonError> {
     if let Some(prober) = &prober {
         prober.stop();
     }
+    // The resolver is not waited for: a lookup in progress must not hold up the stop.
+    drop(resolver);
     let prober_ended_well = prober_thread.is_none_or(|thread| join_within(thread, PROBER_STOP_WAIT));
     if let Some(watchdog) = watchdog {
         watchdog.stop();
@@ -237,6 +262,71 @@ pub fn run(config: Config) -> Result<(), DaemonError> {
     }
     info!("stopped");
     Ok(())
+}
+
+/// "target HOST (ADDRESS)" for one target, "N targets: a (ADDRESS), b (...)" for several.
+fn describe_targets(config: &Config, targets: &[TargetSettings]) -> String {
+    let describe = |(target, settings): (&config::Target, &TargetSettings)| {
+        let host = target.host.to_string();
+        let named = if targets.len() > 1 && target.name != host { format!("{}=", target.name) } else { String::new() };
+        match settings.address {
+            Some(address) if address.to_string() != host => format!("{named}{host} ({address})"),
+            Some(_) => format!("{named}{host}"),
+            None => format!("{named}{host} (unresolved)"),
+        }
+    };
+    let described: Vec<String> = config.targets.iter().zip(targets).map(describe).collect();
+    match described.len() {
+        0 => "target none".into(),
+        1 => format!("target {}", described[0]),
+        count => format!("{count} targets: {}", described.join(", ")),
+    }
+}
+
+/// Asks the resolver thread to look the names up again now.
+struct Resolver(mpsc::SyncSender<()>);
+
+/// Resolves the targets' host names every `every`, and when asked (SIGHUP), on a thread of its
+/// own so that a slow resolver never holds up the prober or a stop; a changed address goes to
+/// the prober. It ends when the daemon drops its `Resolver`.
+fn start_resolver(
+    mut names: Vec<(usize, String, Resolution)>,
+    family: config::Family,
+    every: Duration,
+    prober: ProberHandle,
+) -> Result<Resolver, DaemonError> {
+    // One request waits at most: SIGHUPs during a lookup ask for one more, not one each.
+    let (again, asked) = mpsc::sync_channel(1);
+    thread::Builder::new()
+        .name("resolver".into())
+        .spawn(move || {
+            while let Ok(()) | Err(mpsc::RecvTimeoutError::Timeout) = asked.recv_timeout(every) {
+                for (index, name, resolution) in &mut names {
+                    let before = resolution.clone();
+                    let (address, event) = resolution.update(name, family, lookup(name));
+                    if let Some(event) = event {
+                        log::log!(event.level(), "{event}");
+                    }
+                    if *resolution != before && prober.retarget(*index, address.map(Address::from)).is_err() {
+                        return debug!("the prober stopped; the resolver ends");
+                    }
+                }
+            }
+        })
+        .map_err(|err| DaemonError::Setup { what: "start the resolver thread", value: String::new(), err })?;
+    Ok(Resolver(again))
+}
+
+/// SIGHUP: reopen the results file (after rotation) and resolve the host names again.
+fn reload(store: &Store, resolver: Option<&Resolver>) {
+    match store.reopen() {
+        Ok(()) => info!("SIGHUP: reopened {}", store.path().display()),
+        Err(err) => error!("SIGHUP: {err}; lines keep going to the file opened before"),
+    }
+    if let Some(Resolver(again)) = resolver {
+        // Full: a lookup is already asked for, which this one joins.
+        let _ = again.try_send(());
+    }
 }
 
 /// How long a stop waits for the prober to finish: a write blocked on a hung filesystem must
@@ -275,40 +365,6 @@ fn spawn_prober(prober: Prober<LinuxSocket>) -> Result<JoinHandle<bool>, DaemonE
             ended_well
         })
         .map_err(|err| DaemonError::Setup { what: "start the prober thread", value: String::new(), err })
-}
-
-/// SIGHUP: reopen the results file (after rotation) and resolve the target name again. The
-/// lookup runs on a thread of its own, so that a slow resolver cannot hold up a SIGTERM.
-fn reload(config: &Config, store: &Store, prober: Option<&ProberHandle>, resolving: &Arc<AtomicBool>) {
-    match store.reopen() {
-        Ok(()) => info!("SIGHUP: reopened {}", store.path().display()),
-        Err(err) => error!("SIGHUP: {err}; lines keep going to the file opened before"),
-    }
-    let (Some(host), Some(prober)) =
-        (config.targets.first().map(|first| first.host.clone()), prober.cloned())
-    else {
-        return;
-    };
-    let family = config.family;
-    if resolving.swap(true, Ordering::AcqRel) {
-        return warn!("SIGHUP: the previous lookup of {host} is still running; not starting another");
-    }
-    let done = resolving.clone();
-    let lookup = thread::Builder::new().name("resolve".into()).spawn(move || {
-        match resolve(&host, family) {
-            Ok(address) => {
-                if prober.retarget(address).is_err() {
-                    debug!("the prober stopped before {host} was resolved");
-                }
-            }
-            Err(err) => error!("SIGHUP: {err}; probing the address resolved before"),
-        }
-        done.store(false, Ordering::Release);
-    });
-    if let Err(err) = lookup {
-        resolving.store(false, Ordering::Release);
-        error!("SIGHUP: start a thread to resolve the target: {err}");
-    }
 }
 
 fn status_reporter(notifier: Option<Arc<Notifier>>) -> Box<dyn FnMut(&Line) + Send> {
