@@ -14,7 +14,7 @@ use crate::config::duration;
 use crate::line::{Line, LocalTime, Outcome};
 use crate::net::{Arrival, NetError, QueuedError, SocketKind};
 use crate::packet::icmp::{self, Echo, ErrorKind, Message, Quoted};
-use crate::packet::{self, Token};
+use crate::packet::{self, Family, Token};
 use crate::schedule::Schedule;
 use crate::throttle::Throttle;
 use crate::tracker::{Ticket, Tracker, Verdict};
@@ -125,7 +125,7 @@ impl<W> Engine<W> {
     pub fn request(&self, probe: &Probe<W>, out: &mut Vec<u8>) {
         let payload = packet::payload(self.identity.token, probe.ticket.counter);
         Echo { identifier: self.identity.identifier, sequence: probe.ticket.sequence, payload: &payload }
-            .encode_request(out);
+            .encode_request(Family::V4, out);
     }
 
     /// `probe` left at `sent` (its monotonic stamp, or why it could not go), at local time
@@ -236,7 +236,7 @@ impl<W> Engine<W> {
     /// An error the kernel queued about one of our requests (datagram sockets only); `request`
     /// is the request it returns.
     pub fn queued_error(&mut self, request: &[u8], error: QueuedError) -> Option<Ended<W>> {
-        match icmp::queued_error(error.icmp_type, error.code, request, error.destination) {
+        match icmp::queued_error(error.icmp_type, error.code, error.info, request, error.destination.into()) {
             Some((kind, quoted)) => self.fail(kind, quoted, error.reporter),
             None => {
                 debug!("ignored a queued ICMP error of type {} from {}", error.icmp_type, error.reporter);
@@ -453,6 +453,7 @@ mod tests {
             len: request.len(),
             icmp_type: icmp::DESTINATION_UNREACHABLE,
             code: 1,
+            info: 0,
             destination,
             reporter: TARGET,
         };

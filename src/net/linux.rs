@@ -98,6 +98,7 @@ impl LinuxSocket {
                 len: message.bytes.min(buf.len()),
                 icmp_type: error.ee_type,
                 code: error.ee_code,
+                info: error.ee_info,
                 destination,
                 reporter,
             }));
