@@ -303,7 +303,7 @@ impl<W> Engine<W> {
     /// An error the kernel queued about one of our requests (datagram sockets only); `request`
     /// is the request it returns.
     pub fn queued_error(&mut self, request: &[u8], error: QueuedError) -> Option<Ended<W>> {
-        match icmp::queued_error(error.icmp_type, error.code, request, error.destination) {
+        match icmp::queued_error(error.icmp_type, error.code, error.info, request, error.destination) {
             Some((kind, quoted)) => self.fail(kind, quoted, error.reporter),
             None => {
                 debug!("ignored a queued ICMP error of type {} from {}", error.icmp_type, error.reporter);

@@ -61,6 +61,9 @@ pub struct QueuedError {
     pub len: usize,
     pub icmp_type: u8,
     pub code: u8,
+    /// The four bytes after the error's checksum (`ee_info`): the MTU of an ICMPv6 packet
+    /// too big.
+    pub info: u32,
     /// Where the request was sent.
     pub destination: IpAddr,
     /// Who sent the error: the target, or a router on the way.

@@ -2,8 +2,8 @@
 joined by a veth link, the real `latency` binary started inside one of them, and an echo
 target (the kernel, or tests/responder.py) in the other.
 
-Addresses come from 198.51.100.0/24 (TEST-NET-2); both ends live in namespaces this module
-creates, so no packet leaves them.
+Addresses come from 198.51.100.0/24 (TEST-NET-2) and 2001:db8:51::/64 (documentation); both
+ends live in namespaces this module creates, so no packet leaves them.
 """
 import contextlib
 import ctypes
@@ -21,6 +21,8 @@ BINARY = Path(os.environ.get("LATENCY_BIN", ROOT / "target" / "debug" / "latency
 RESPONDER = ROOT / "tests" / "responder.py"
 DAEMON_IP = "198.51.100.1"
 TARGET_IP = "198.51.100.2"
+DAEMON_IP6 = "2001:db8:51::1"
+TARGET_IP6 = "2001:db8:51::2"
 PORT = 5000
 # Runs a command as nobody with no capabilities at all.
 NOBODY = ("setpriv", "--reuid=65534", "--regid=65534", "--clear-groups", "--inh-caps=-all",
@@ -51,7 +53,8 @@ def wait_until(predicate, timeout, what):
 
 
 class Namespaces:
-    """Two namespaces: `daemon` (198.51.100.1) and `target` (198.51.100.2)."""
+    """Two namespaces: `daemon` (198.51.100.1, 2001:db8:51::1) and `target` (198.51.100.2,
+    2001:db8:51::2)."""
 
     def __init__(self):
         tag = f"lt{os.getpid() % 100000}x{next(_counter)}"
@@ -61,10 +64,21 @@ class Namespaces:
         run("ip", "netns", "add", self.target)
         run("ip", "link", "add", self.daemon_if, "netns", self.daemon, "type", "veth",
             "peer", "name", self.target_if, "netns", self.target)
-        for ns, dev, ip in ((self.daemon, self.daemon_if, DAEMON_IP), (self.target, self.target_if, TARGET_IP)):
+        for ns, dev, ip, ip6 in ((self.daemon, self.daemon_if, DAEMON_IP, DAEMON_IP6),
+                                 (self.target, self.target_if, TARGET_IP, TARGET_IP6)):
             run("ip", "-n", ns, "addr", "add", f"{ip}/24", "dev", dev)
+            # nodad: usable at once, not "tentative" while duplicate address detection runs.
+            run("ip", "-n", ns, "addr", "add", f"{ip6}/64", "dev", dev, "nodad")
             run("ip", "-n", ns, "link", "set", dev, "up")
             run("ip", "-n", ns, "link", "set", "lo", "up")
+        # The kernel marks a link running (and IPv6 usable on it) when its link-watch work
+        # gets round to it, up to a second after the last link event on the host; until then
+        # the first IPv6 packet waits a second for neighbour discovery. Asking for one link
+        # (RTM_GETLINK) runs that pending work at once.
+        for ns, dev in ((self.daemon, self.daemon_if), (self.target, self.target_if)):
+            def running(ns=ns, dev=dev):
+                return " state UP " in run("ip", "-n", ns, "-o", "link", "show", "dev", dev).stdout
+            wait_until(running, 5, f"{dev} up in {ns}")
 
     def exec(self, ns, *args, **kwargs):
         return run("ip", "netns", "exec", ns, *args, **kwargs)
@@ -196,6 +210,7 @@ class Daemon(Process):
 class Responder(Process):
     def __init__(self, net: Namespaces, tmp: Path, *flags):
         net.sysctl(net.target, "net.ipv4.icmp_echo_ignore_all=1")
+        net.sysctl(net.target, "net.ipv6.icmp.echo_ignore_all=1")
         args = ["ip", "netns", "exec", net.target, sys.executable, "-u", str(RESPONDER), *flags]
         super().__init__(args, tmp / f"responder{next(_counter)}.log")
         self.wait_for("ready")

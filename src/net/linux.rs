@@ -165,6 +165,7 @@ impl Socket {
                 len: message.bytes.min(buf.len()),
                 icmp_type: error.ee_type,
                 code: error.ee_code,
+                info: error.ee_info,
                 destination: message.address.and_then(|a| ip_of(&a)).unwrap_or(unspecified),
                 reporter: reporter.unwrap_or(unspecified),
             }));

@@ -1,9 +1,10 @@
-//! ICMP echo request/reply and the error messages that quote an echo request.
+//! ICMP echo request/reply and the error messages that quote an echo request; the types here
+//! serve ICMPv6 too (`icmpv6.rs` parses those messages).
 
 use std::fmt;
-use std::net::Ipv4Addr;
+use std::net::IpAddr;
 
-use super::{PacketError, checksum, ipv4};
+use super::{Family, PacketError, checksum, icmpv6, ipv4};
 
 pub const ECHO_REPLY: u8 = 0;
 pub const DESTINATION_UNREACHABLE: u8 = 3;
@@ -21,25 +22,47 @@ pub struct Echo<'a> {
     pub payload: &'a [u8],
 }
 
-impl Echo<'_> {
-    /// Appends the echo request to `out`, checksum filled in.
-    pub fn encode_request(&self, out: &mut Vec<u8>) {
+impl<'a> Echo<'a> {
+    /// Appends the echo request of `family` to `out`. An ICMP checksum is filled in; an ICMPv6
+    /// one is left zero, for the kernel fills it on raw and datagram ICMPv6 sockets alike (it
+    /// covers the source address, which the kernel picks).
+    pub fn encode_request(&self, family: Family, out: &mut Vec<u8>) {
         let start = out.len();
-        out.extend_from_slice(&[ECHO_REQUEST, 0, 0, 0]);
+        let kind = match family {
+            Family::V4 => ECHO_REQUEST,
+            Family::V6 => icmpv6::ECHO_REQUEST,
+        };
+        out.extend_from_slice(&[kind, 0, 0, 0]);
         out.extend_from_slice(&self.identifier.to_be_bytes());
         out.extend_from_slice(&self.sequence.to_be_bytes());
         out.extend_from_slice(self.payload);
-        let sum = checksum::internet(&out[start..]);
-        out[start + 2..start + 4].copy_from_slice(&sum.to_be_bytes());
+        if family == Family::V4 {
+            let sum = checksum::internet(&out[start..]);
+            out[start + 2..start + 4].copy_from_slice(&sum.to_be_bytes());
+        }
+    }
+
+    /// The echo in `message`, an echo request or reply at least `HEADER_LEN` long.
+    pub(super) fn from_message(message: &'a [u8]) -> Echo<'a> {
+        let word = |at: usize| u16::from_be_bytes([message[at], message[at + 1]]);
+        Echo { identifier: word(4), sequence: word(6), payload: &message[HEADER_LEN..] }
     }
 }
 
 /// Why a router or the target refused the probe.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum ErrorKind {
+    /// ICMP destination unreachable, by code.
     Unreachable(u8),
     TimeExceeded,
+    /// ICMP or ICMPv6: the same words serve both.
     ParameterProblem,
+    /// ICMPv6 destination unreachable, by code: its codes are not ICMP's.
+    Unreachable6(u8),
+    /// ICMPv6 packet too big, with the MTU of the link the probe did not fit.
+    PacketTooBig(u32),
+    /// ICMPv6 time exceeded.
+    HopLimitExceeded,
 }
 
 impl ErrorKind {
@@ -67,6 +90,15 @@ impl fmt::Display for ErrorKind {
             ErrorKind::Unreachable(code) => return write!(f, "destination unreachable (code {code})"),
             ErrorKind::TimeExceeded => "time to live exceeded",
             ErrorKind::ParameterProblem => "parameter problem",
+            ErrorKind::Unreachable6(0) => "no route to destination",
+            // 5 (source address failed policy) and 6 (reject route) are refusals by policy
+            // too; the kernel reports all three as EACCES.
+            ErrorKind::Unreachable6(1 | 5 | 6) => "administratively prohibited",
+            ErrorKind::Unreachable6(3) => "address unreachable",
+            ErrorKind::Unreachable6(4) => "port unreachable",
+            ErrorKind::Unreachable6(code) => return write!(f, "destination unreachable (code {code})"),
+            ErrorKind::PacketTooBig(mtu) => return write!(f, "packet too big (MTU {mtu})"),
+            ErrorKind::HopLimitExceeded => "hop limit exceeded",
         };
         f.write_str(text)
     }
@@ -75,7 +107,7 @@ impl fmt::Display for ErrorKind {
 /// The echo request quoted inside an ICMP error: enough to tell whether it was ours.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Quoted {
-    pub destination: Ipv4Addr,
+    pub destination: IpAddr,
     pub identifier: u16,
     pub sequence: u16,
 }
@@ -106,9 +138,7 @@ pub fn parse(data: &[u8]) -> Result<Message<'_>, PacketError> {
     let checksum_valid = checksum::is_valid(data);
     let (kind, code) = (data[0], data[1]);
     if kind == ECHO_REPLY {
-        let word = |at: usize| u16::from_be_bytes([data[at], data[at + 1]]);
-        let echo = Echo { identifier: word(4), sequence: word(6), payload: &data[HEADER_LEN..] };
-        return Ok(Message::EchoReply { echo, checksum_valid });
+        return Ok(Message::EchoReply { echo: Echo::from_message(data), checksum_valid });
     }
     let Some(error_kind) = ErrorKind::from_type(kind, code) else {
         return Ok(Message::Other { kind });
@@ -118,37 +148,49 @@ pub fn parse(data: &[u8]) -> Result<Message<'_>, PacketError> {
     if header.protocol != ipv4::PROTOCOL_ICMP {
         return Ok(Message::Other { kind });
     }
-    Ok(match quote(&original[header.length..], header.destination) {
+    Ok(match quote(&original[header.length..], ECHO_REQUEST, header.destination.into()) {
         Some(quoted) => Message::Error { kind: error_kind, quoted, checksum_valid },
         None => Message::Other { kind },
     })
 }
 
-/// An ICMP error that the kernel queued on a datagram socket (`IP_RECVERR`), given its type
-/// and code, the request as the kernel hands it back (from its ICMP header on) and where that
-/// request went. The kernel checked the error's checksum before queueing it.
+/// An ICMP or ICMPv6 error that the kernel queued on a datagram socket (`IP_RECVERR`,
+/// `IPV6_RECVERR`), given its type, code and the four bytes after its checksum (`ee_info`: the
+/// MTU of an ICMPv6 packet too big), the request as the kernel hands it back (from its ICMP
+/// header on) and where that request went; the family of `destination` says which protocol's
+/// types these are. The kernel checked the error's checksum before queueing it.
 pub fn queued_error(
     kind: u8,
     code: u8,
+    info: u32,
     request: &[u8],
-    destination: Ipv4Addr,
+    destination: IpAddr,
 ) -> Option<(ErrorKind, Quoted)> {
-    Some((ErrorKind::from_type(kind, code)?, quote(request, destination)?))
+    match destination {
+        IpAddr::V4(_) => {
+            Some((ErrorKind::from_type(kind, code)?, quote(request, ECHO_REQUEST, destination)?))
+        }
+        IpAddr::V6(_) => {
+            Some((icmpv6::error_kind(kind, code, info)?, quote(request, icmpv6::ECHO_REQUEST, destination)?))
+        }
+    }
 }
 
-/// What an error tells of the echo request it quotes; `None` if it quotes something else.
-fn quote(icmp: &[u8], destination: Ipv4Addr) -> Option<Quoted> {
-    if icmp.len() < HEADER_LEN || icmp[0] != ECHO_REQUEST {
+/// What an error tells of the echo request (of type `request_type`) it quotes; `None` if it
+/// quotes something else.
+pub(super) fn quote(icmp: &[u8], request_type: u8, destination: IpAddr) -> Option<Quoted> {
+    if icmp.len() < HEADER_LEN || icmp[0] != request_type {
         return None;
     }
-    let word = |at: usize| u16::from_be_bytes([icmp[at], icmp[at + 1]]);
-    Some(Quoted { destination, identifier: word(4), sequence: word(6) })
+    let echo = Echo::from_message(icmp);
+    Some(Quoted { destination, identifier: echo.identifier, sequence: echo.sequence })
 }
 
 #[cfg(test)]
 pub(crate) mod tests {
     use super::*;
     use crate::packet::ipv4::tests::wrap;
+    use std::net::Ipv4Addr;
 
     const US: Ipv4Addr = Ipv4Addr::new(198, 51, 100, 1);
     const TARGET: Ipv4Addr = Ipv4Addr::new(198, 51, 100, 2);
@@ -165,7 +207,7 @@ pub(crate) mod tests {
 
     fn request(identifier: u16, sequence: u16, payload: &[u8]) -> Vec<u8> {
         let mut out = Vec::new();
-        Echo { identifier, sequence, payload }.encode_request(&mut out);
+        Echo { identifier, sequence, payload }.encode_request(Family::V4, &mut out);
         out
     }
 
@@ -194,7 +236,7 @@ pub(crate) mod tests {
             error.extend_from_slice(&original[..20 + options + 8]);
             let sum = checksum::internet(&error);
             error[2..4].copy_from_slice(&sum.to_be_bytes());
-            let quoted = Quoted { destination: TARGET, identifier: 7, sequence: 9 };
+            let quoted = Quoted { destination: TARGET.into(), identifier: 7, sequence: 9 };
             assert_eq!(
                 parse(&error),
                 Ok(Message::Error { kind: ErrorKind::Unreachable(1), quoted, checksum_valid: true })
@@ -217,15 +259,16 @@ pub(crate) mod tests {
 
     #[test]
     fn queued_errors_name_the_request_they_return() {
-        let quoted = Quoted { destination: TARGET, identifier: 7, sequence: 9 };
+        let target = IpAddr::V4(TARGET);
+        let quoted = Quoted { destination: target, identifier: 7, sequence: 9 };
         let returned = request(7, 9, b"token");
         assert_eq!(
-            queued_error(TIME_EXCEEDED, 0, &returned, TARGET),
+            queued_error(TIME_EXCEEDED, 0, 0, &returned, target),
             Some((ErrorKind::TimeExceeded, quoted))
         );
-        assert_eq!(queued_error(ECHO_REPLY, 0, &returned, TARGET), None, "not an error type");
-        assert_eq!(queued_error(DESTINATION_UNREACHABLE, 1, &returned[..7], TARGET), None);
-        assert_eq!(queued_error(DESTINATION_UNREACHABLE, 1, &reply_to(&returned), TARGET), None);
+        assert_eq!(queued_error(ECHO_REPLY, 0, 0, &returned, target), None, "not an error type");
+        assert_eq!(queued_error(DESTINATION_UNREACHABLE, 1, 0, &returned[..7], target), None);
+        assert_eq!(queued_error(DESTINATION_UNREACHABLE, 1, 0, &reply_to(&returned), target), None);
     }
 
     #[test]
