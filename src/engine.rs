@@ -59,7 +59,7 @@ struct Pending<W> {
 
 impl<W> Pending<W> {
     fn end(self, outcome: Outcome) -> Ended<W> {
-        Ended { line: Line { sent: self.sent, outcome }, waiters: self.waiters }
+        Ended { line: Line { sent: self.sent, target: None, outcome }, waiters: self.waiters }
     }
 }
 
@@ -342,11 +342,11 @@ mod tests {
     }
 
     fn reply(rtt: Duration, waiters: Vec<u32>) -> Option<Ended<u32>> {
-        Some(Ended { line: Line { sent: LOCAL, outcome: Outcome::Reply(rtt) }, waiters })
+        Some(Ended { line: Line { sent: LOCAL, target: None, outcome: Outcome::Reply(rtt) }, waiters })
     }
 
     fn timeout(waiters: Vec<u32>) -> Ended<u32> {
-        Ended { line: Line { sent: LOCAL, outcome: Outcome::Timeout }, waiters }
+        Ended { line: Line { sent: LOCAL, target: None, outcome: Outcome::Timeout }, waiters }
     }
 
     /// `icmp` with its checksum made right again after an edit.

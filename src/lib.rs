@@ -13,7 +13,7 @@ pub mod daemon;
 pub mod engine;
 /// HTTP routing decisions, and the tiny_http server around them.
 pub mod http;
-/// The seed results line and its local timestamp, formatted and parsed.
+/// The results line, in the seed form or naming its target, formatted and parsed; target names.
 pub mod line;
 /// Log format for a terminal or for journald.
 pub mod logging;

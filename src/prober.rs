@@ -238,9 +238,9 @@ impl<S: IcmpSocket> Prober<S> {
         let line = ended.line;
         // A caller is told when its line is not in the file, rather than handed a line that
         // the results will never show.
-        let stored = self.store.append(&line).map(|()| line).map_err(|err| {
+        let stored = self.store.append(&line).map(|()| line.clone()).map_err(|err| {
             self.store_error_log.warn(Instant::now(), format_args!("{err}; the line was: {line}"));
-            Unavailable::NotStored { line, reason: err.to_string() }
+            Unavailable::NotStored { line: line.clone(), reason: err.to_string() }
         });
         for waiter in ended.waiters {
             // A caller that gave up has dropped its receiver; nothing to tell it.

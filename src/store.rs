@@ -407,7 +407,7 @@ mod tests {
         let path = dir.join("results.txt");
         let store = Store::open(&path).unwrap();
         let sent = crate::line::LocalTime { year: 2025, month: 8, day: 12, hour: 6, minute: 56, second: 53 };
-        let line = Line { sent, outcome: crate::line::Outcome::Timeout };
+        let line = Line { sent, target: None, outcome: crate::line::Outcome::Timeout };
         let append = |count| (0..count).for_each(|_| store.append(&line).unwrap());
         append(100);
         let mut download = store.excerpt(None).unwrap().file;
@@ -430,7 +430,7 @@ mod tests {
         let path = dir.join("results.txt");
         let store = Store::open(&path).unwrap();
         let sent = crate::line::LocalTime { year: 2025, month: 8, day: 12, hour: 6, minute: 56, second: 53 };
-        let line = Line { sent, outcome: crate::line::Outcome::Timeout };
+        let line = Line { sent, target: None, outcome: crate::line::Outcome::Timeout };
         let served = |tail| {
             let mut text = String::new();
             let excerpt = store.excerpt(tail).unwrap();
