@@ -37,7 +37,7 @@ const LATENCY: &[u8] = b"Latency:";
 /// The shape of a line's start up to its target's name, digit by digit.
 const STAMP: &[u8] = b"[0000-00-00 00:00:00] ";
 
-/// The first bytes of a line that tell which target it names (see `line_target`).
+/// The first bytes of a line that tell which target it names (see `line_names`).
 pub const TARGET_WITHIN: usize = STAMP.len() + NAME_MAX + b" Latency: ".len();
 
 /// A target's name as lines carry it: 1 to 64 letters, digits, '.', '_', '-', ':' or '%',
@@ -221,20 +221,14 @@ fn parse_outcome(value: &str) -> Result<Outcome, ParseError> {
     Ok(Outcome::Reply(Duration::from_micros(micros)))
 }
 
-/// The target a line names, told from its first `TARGET_WITHIN` bytes (more do no harm):
-/// None for a seed-form line, which names none, and for anything that is no results line.
-/// Only the timestamp's shape is checked: a filtered download runs this on every line.
-pub fn line_target(start: &[u8]) -> Option<&str> {
-    let (stamp, rest) = start.split_at_checked(STAMP.len())?;
-    if !fits_stamp(stamp) {
-        return None;
-    }
-    let name = &rest[..rest.iter().take_while(|byte| is_name_byte(byte)).count()];
-    let follows = rest[name.len()..].starts_with(b" Latency: ");
-    if !follows || check_name(name).is_err() {
-        return None;
-    }
-    std::str::from_utf8(name).ok()
+/// Whether a line names `target`, told from its first `TARGET_WITHIN` bytes (more do no
+/// harm). A seed-form line names none, nor does anything that is no results line. Only the
+/// timestamp's shape is checked, and the name compared first: a filtered download runs this
+/// on every line of the file.
+pub fn line_names(start: &[u8], target: &str) -> bool {
+    let Some((stamp, rest)) = start.split_at_checked(STAMP.len()) else { return false };
+    let Some(after) = rest.strip_prefix(target.as_bytes()) else { return false };
+    after.starts_with(b" Latency: ") && fits_stamp(stamp) && check_name(target.as_bytes()).is_ok()
 }
 
 /// Whether `bytes` is `STAMP`'s start, character class by character class.
@@ -465,29 +459,32 @@ mod tests {
     }
 
     #[test]
-    fn tells_which_target_a_line_names_from_its_start() {
+    fn tells_whether_a_line_names_a_target_from_its_start() {
+        let others = ["db", "db-22", "b-2", "Latency", "Latency:", "", "fe80::1", LONGEST_NAME];
         for line in samples() {
             let text = line.to_string();
-            let expected = line.target.as_deref();
-            assert_eq!(line_target(text.as_bytes()), expected, "{text}");
-            assert_eq!(line_target(format!("{text}\n").as_bytes()), expected, "{text}");
             let start = &text.as_bytes()[..text.len().min(TARGET_WITHIN)];
-            assert_eq!(line_target(start), expected, "first {TARGET_WITHIN} bytes of {text}");
+            for candidate in line.target.as_deref().into_iter().chain(others) {
+                let names = line.target.as_deref() == Some(candidate);
+                assert_eq!(line_names(text.as_bytes(), candidate), names, "{text} names {candidate:?}");
+                assert_eq!(line_names(format!("{text}\n").as_bytes(), candidate), names, "{text}");
+                assert_eq!(line_names(start, candidate), names, "first {TARGET_WITHIN} bytes of {text}");
+            }
         }
-        let too_long = format!("[2025-08-12 06:56:53] {LONGEST_NAME}5 Latency: 0.27 ms");
-        let none = [
-            "",
-            "root:x:0:0:root:/root:/bin/bash",
-            "[2025-08-12 06:56:53] db-2",
-            "[2025-08-12 06:56:53] db-2 Latency:",
-            "[2025-08-12 06:56:53] db 2 Latency: 0.27 ms",
-            "[2025-08-12 06:56:53] Latency: Latency: 0.27 ms",
-            "[2025-08-12T06:56:53] db-2 Latency: 0.27 ms",
-            "[2025-08-12 06:56:53]  db-2 Latency: 0.27 ms",
-            &too_long,
+        let cases = [
+            ("", "db-2"),
+            ("root:x:0:0:root:/root:/bin/bash", "root:x:0:0:root:/root:/bin/bash"),
+            ("[2025-08-12 06:56:53] db-2", "db-2"),
+            ("[2025-08-12 06:56:53] db-2 Latency:", "db-2"),
+            ("[2025-08-12 06:56:53] db 2 Latency: 0.27 ms", "db 2"),
+            ("[2025-08-12 06:56:53] db 2 Latency: 0.27 ms", "2"),
+            ("[2025-08-12 06:56:53] Latency: Latency: 0.27 ms", "Latency:"),
+            ("[2025-08-12T06:56:53] db-2 Latency: 0.27 ms", "db-2"),
+            ("[2025-08-12 06:56:53]  db-2 Latency: 0.27 ms", "db-2"),
+            (&format!("[2025-08-12 06:56:53] {LONGEST_NAME}5 Latency: 0.27 ms"), &format!("{LONGEST_NAME}5")),
         ];
-        for text in none {
-            assert_eq!(line_target(text.as_bytes()), None, "{text}");
+        for (text, target) in cases {
+            assert!(!line_names(text.as_bytes(), target), "{text} names {target:?}");
         }
     }
 }
