@@ -18,7 +18,7 @@ use signal_hook::iterator::Signals;
 use crate::config::{self, Config, duration};
 use crate::engine::{self, Identity};
 use crate::http::server::{self, Context, ServerError};
-use crate::line::Line;
+use crate::line::{Form, Line};
 use crate::net::linux::LinuxSocket;
 use crate::net::{IcmpSocket, NetError};
 use crate::notify::{self, Liveness, Notifier};
@@ -150,7 +150,7 @@ pub fn run(config: Config) -> Result<(), DaemonError> {
         .map(Arc::new);
     // Last of the checks, as it is the one that creates something: a start that fails for
     // want of a socket or a port leaves no empty results file or directory behind.
-    let store = Arc::new(Store::open(&config.results)?);
+    let store = Arc::new(Store::open(&config.results, Form::Seed)?);
     // Installed once start-up can no longer fail, before the threads it must outlive.
     let mut signals = Signals::new([SIGTERM, SIGINT, SIGHUP]).map_err(|err| DaemonError::Setup {
         what: "install signal handlers",

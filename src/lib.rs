@@ -27,7 +27,7 @@ pub mod packet;
 pub mod prober;
 /// When the next scheduled probe is due (fixed rate); never sleeps.
 pub mod schedule;
-/// The append-only results file: repair, append, reopen, snapshots and tails.
+/// The append-only results file: repair, append, reopen, snapshots and tails, of one target or all.
 pub mod store;
 /// At most a burst of like log lines per window, and a count of the rest.
 pub mod throttle;

@@ -180,7 +180,7 @@ fn serve_latency(request: tiny_http::Request, context: &Context, head: bool) {
 }
 
 fn serve_results(request: tiny_http::Request, pool: &Pool, tail: Option<u64>, head: bool) {
-    let excerpt = match pool.context.store.excerpt(tail) {
+    let excerpt = match pool.context.store.excerpt(None, tail) {
         Ok(excerpt) => excerpt,
         Err(err) => {
             error!("{err}");
