@@ -152,7 +152,7 @@ fn handle(request: tiny_http::Request, pool: &Pool) {
     let context = &pool.context;
     let method = request.method().as_str().to_string();
     debug!("HTTP {method} {} from {:?}", request.url(), request.remote_addr());
-    match route(&method, request.url()) {
+    match route(&method, request.url(), &[] as &[&str]) {
         Err(rejection) => {
             let mut response = text(rejection.status(), rejection.body());
             if rejection == Rejection::MethodNotAllowed {
@@ -160,8 +160,8 @@ fn handle(request: tiny_http::Request, pool: &Pool) {
             }
             respond(request, response);
         }
-        Ok(Request { route: Route::Latency, head }) => serve_latency(request, context, head),
-        Ok(Request { route: Route::Results { tail }, head }) => serve_results(request, pool, tail, head),
+        Ok(Request { route: Route::Latency { .. }, head }) => serve_latency(request, context, head),
+        Ok(Request { route: Route::Results { tail, .. }, head }) => serve_results(request, pool, tail, head),
     }
 }
 
