@@ -9,6 +9,8 @@ use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr, SocketAddrV4};
 use std::path::PathBuf;
 use std::time::Duration;
 
+use crate::line::Name;
+
 /// The interval when none is given.
 pub const DEFAULT_INTERVAL: Duration = Duration::from_secs(60);
 /// The shortest interval accepted: a results file line every 100 ms is already a flood.
@@ -26,8 +28,6 @@ pub const DEFAULT_RESOLVE_EVERY: Duration = Duration::from_secs(5 * 60);
 pub const MIN_RESOLVE_EVERY: Duration = Duration::from_secs(1);
 /// The longest period accepted: a moved host would be missed for longer than any DNS TTL lasts.
 pub const MAX_RESOLVE_EVERY: Duration = Duration::from_secs(24 * 60 * 60);
-/// The longest target name: it is written on every results line and in `?target=NAME`.
-pub const MAX_NAME_LEN: usize = 64;
 /// The longest interface name Linux accepts (IFNAMSIZ less its terminating NUL).
 const MAX_ZONE_LEN: usize = 15;
 
@@ -51,7 +51,7 @@ pub struct Config {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Target {
     /// The `NAME` of `NAME=HOST`, or the `HOST` as written.
-    pub name: String,
+    pub name: Name,
     pub host: Host,
 }
 
@@ -444,29 +444,14 @@ fn parse_target(given: &Given) -> Result<Target, ConfigError> {
     };
     let host = parse_host(given, host)?;
     let name = match name {
-        Some(name) => {
-            if name.len() > MAX_NAME_LEN {
-                return Err(given.error(format!("the NAME is longer than {MAX_NAME_LEN} characters")));
-            }
-            if !name.chars().all(is_name_char) {
-                return Err(given.error("the NAME may hold only letters, digits and . _ - : %"));
-            }
-            name
-        }
-        // The characters of a valid HOST are all allowed in a name; only its length is not.
-        None if given.value.len() > MAX_NAME_LEN => {
-            return Err(given.error(format!(
-                "is longer than {MAX_NAME_LEN} characters, too long to name the target: give a \
-                 shorter name, as NAME=HOST"
-            )));
-        }
-        None => given.value.as_str(),
+        Some(name) => name.parse::<Name>().map_err(|err| given.error(format!("the NAME {err}")))?,
+        // The characters of a valid HOST are all allowed in a name; only its length may not be.
+        None => given
+            .value
+            .parse::<Name>()
+            .map_err(|err| given.error(format!("as a NAME, {err}; give a shorter one, as NAME=HOST")))?,
     };
-    Ok(Target { name: name.to_string(), host })
-}
-
-fn is_name_char(c: char) -> bool {
-    c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-' | ':' | '%')
+    Ok(Target { name, host })
 }
 
 /// An IPv4 or IPv6 address (an IPv6 one with `%zone`) or a host name.
@@ -654,16 +639,16 @@ mod tests {
     type Env<'a> = &'a [(&'a str, &'a str)];
 
     fn ip(name: &str, address: &str) -> Target {
-        Target { name: name.into(), host: Host::Ip(address.parse().unwrap()) }
+        Target { name: name.parse().unwrap(), host: Host::Ip(address.parse().unwrap()) }
     }
 
     fn named(name: &str, host: &str) -> Target {
-        Target { name: name.into(), host: Host::Name(host.into()) }
+        Target { name: name.parse().unwrap(), host: Host::Name(host.into()) }
     }
 
     fn scoped(name: &str, address: &str, zone: &str) -> Target {
         Target {
-            name: name.into(),
+            name: name.parse().unwrap(),
             host: Host::Scoped { address: address.parse().unwrap(), zone: zone.into() },
         }
     }
@@ -910,17 +895,20 @@ mod tests {
 
     #[test]
     fn names_are_at_most_64_characters() {
-        let name = "n".repeat(MAX_NAME_LEN);
-        let host = format!("{}.org", "h".repeat(MAX_NAME_LEN - 4));
+        let name = "n".repeat(crate::line::NAME_MAX);
+        let host = format!("{}.org", "h".repeat(crate::line::NAME_MAX - 4));
         let targets = |entry: &str| run(&["--target", entry], &[]).map(|config| config.targets);
         assert_eq!(targets(&format!("{name}=198.51.100.2")), Ok(vec![ip(&name, "198.51.100.2")]));
         assert_eq!(targets(&host), Ok(vec![named(&host, &host)]));
         let err = targets(&format!("{name}n=198.51.100.2")).expect_err("a NAME of 65");
-        assert_eq!(err.reason, "the NAME is longer than 64 characters");
+        assert!(err.reason.contains("is not a target name (it is 65 characters long)"), "{err}");
         // A host name of 65 characters needs a NAME of its own.
         let longer = format!("h{host}");
         let err = targets(&longer).expect_err("a HOST of 65");
-        assert!(err.reason.starts_with("is longer than 64 characters, too long to name the target"), "{err}");
+        assert!(
+            err.reason.contains("(it is 65 characters long)") && err.reason.ends_with("as NAME=HOST"),
+            "{err}"
+        );
         assert_eq!(targets(&format!("h={longer}")), Ok(vec![named("h", &longer)]));
     }
 
@@ -968,7 +956,11 @@ mod tests {
             (&[], &[("LATENCY_TARGET", "198.51.100.2,bad!")], "LATENCY_TARGET bad!: expected an IP address"),
             (&["--target", "=198.51.100.2"], &[], "--target =198.51.100.2: the NAME before = is empty"),
             (&["--target", "db="], &[], "--target db=: the HOST after = is empty"),
-            (&["--target", "db#1=198.51.100.2"], &[], "--target db#1=198.51.100.2: the NAME may hold only"),
+            (
+                &["--target", "db#1=198.51.100.2"],
+                &[],
+                "--target db#1=198.51.100.2: the NAME \"db#1\" is not a target name (it holds '#')",
+            ),
             (&["--target", "db=bad!"], &[], "--target db=bad!: expected an IP address"),
             (&["--target", "a=b=198.51.100.2"], &[], "--target a=b=198.51.100.2: expected an IP address"),
             (

@@ -3,9 +3,8 @@
 
 use std::fmt;
 use std::io::{self, Read};
-use std::net::{IpAddr, Ipv4Addr, ToSocketAddrs};
+use std::net::{IpAddr, ToSocketAddrs};
 use std::panic::{self, AssertUnwindSafe};
-use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, mpsc};
 use std::thread::{self, JoinHandle};
 use std::time::{Duration, Instant};
@@ -18,14 +17,14 @@ use signal_hook::iterator::Signals;
 use crate::config::{self, Config, Host, duration};
 use crate::engine::{self, Address, Identity, TargetSettings};
 use crate::http::server::{self, Context, ServerError};
-use crate::line::Line;
+use crate::line::{Form, Line, Name};
+use crate::net::NetError;
 use crate::net::linux::LinuxSocket;
-use crate::net::{IcmpSocket, NetError};
 use crate::notify::{self, Liveness, Notifier};
 use crate::packet::{Family, Token};
 use crate::prober::{Heartbeat, Prober, ProberHandle, Settings};
 use crate::resolve::{self, Resolution};
-use crate::store::{Form, Store, StoreError};
+use crate::store::{Store, StoreError};
 
 pub const VERSION: &str = env!("CARGO_PKG_VERSION");
 /// systemd's STATUS= is for people: at most one update a second, whatever the probe rate.
@@ -87,23 +86,35 @@ impl From<ServerError> for DaemonError {
 
 /// What the resolver says of `name`'s addresses.
 fn lookup(name: &str) -> resolve::Lookup {
-    (name, 0).to_socket_addrs().map(|found| found.map(|address| address.ip()).collect()).map_err(|err| err.to_string())
+    (name, 0)
+        .to_socket_addrs()
+        .map(|found| found.map(|address| address.ip()).collect())
+        .map_err(|err| err.to_string())
+}
+
+/// A target given as a host name: its index among the targets, the name, and what its
+/// lookups have given so far.
+struct Named {
+    index: usize,
+    host: String,
+    resolution: Resolution,
 }
 
 /// The targets as the engine takes them, with the addresses they have at start, and the
-/// lookup state of each host name among them (by target index).
-fn resolve_at_start(config: &Config) -> Result<(Vec<TargetSettings>, Vec<(usize, String, Resolution)>), DaemonError> {
+/// host names among them.
+fn resolve_at_start(config: &Config) -> Result<(Vec<TargetSettings>, Vec<Named>), DaemonError> {
     let mut targets = Vec::new();
     let mut names = Vec::new();
     for (index, target) in config.targets.iter().enumerate() {
         let address = match &target.host {
             Host::Ip(ip) => Some(Address::from(*ip)),
             Host::Scoped { address, zone } => {
-                let scope_id = nix::net::if_::if_nametoindex(zone.as_str()).map_err(|errno| DaemonError::Setup {
-                    what: "find the interface of",
-                    value: target.host.to_string(),
-                    err: io::Error::from(errno),
-                })?;
+                let scope_id =
+                    nix::net::if_::if_nametoindex(zone.as_str()).map_err(|errno| DaemonError::Setup {
+                        what: "find the interface of",
+                        value: target.host.to_string(),
+                        err: io::Error::from(errno),
+                    })?;
                 Some(Address { ip: IpAddr::V6(*address), scope_id })
             }
             Host::Name(name) => {
@@ -115,18 +126,21 @@ fn resolve_at_start(config: &Config) -> Result<(Vec<TargetSettings>, Vec<(usize,
                         .clone()
                         .map_err(resolve::Failure::Lookup)
                         .and_then(|found| resolve::choose(config.family, &found))
-                        .map_err(|failure| DaemonError::Resolve { host: name.clone(), reason: failure.to_string() })?;
+                        .map_err(|failure| DaemonError::Resolve {
+                            host: name.clone(),
+                            reason: failure.to_string(),
+                        })?;
                 }
                 let mut resolution = Resolution::default();
                 let (address, event) = resolution.update(name, config.family, found);
                 if let Some(event) = event {
                     log::log!(event.level(), "{event}");
                 }
-                names.push((index, name.clone(), resolution));
+                names.push(Named { index, host: name.clone(), resolution });
                 address.map(Address::from)
             }
         };
-        targets.push(TargetSettings { name: Arc::from(target.name.as_str()), address });
+        targets.push(TargetSettings { name: target.name.clone(), address });
     }
     Ok((targets, names))
 }
@@ -207,13 +221,18 @@ pub fn run(config: Config) -> Result<(), DaemonError> {
 
     let watchdog_every = watchdog_interval();
     let heartbeat = Arc::new(Heartbeat::default());
-    let target_names: Vec<Arc<str>> = targets.iter().map(|target| target.name.clone()).collect();
+    let target_names: Vec<Name> = targets.iter().map(|target| target.name.clone()).collect();
     let (prober, prober_thread) = if targets.is_empty() {
         warn!("no target configured: set LATENCY_TARGET or pass --target; /latency answers 503 until then");
         (None, None)
     } else {
         let settings = Settings {
-            engine: engine::Settings { targets, interval: config.interval, timeout: config.timeout, identity },
+            engine: engine::Settings {
+                targets,
+                interval: config.interval,
+                timeout: config.timeout,
+                identity,
+            },
             max_wait: watchdog_every.map_or(MAX_WAIT, |every| (every / 2).min(MAX_WAIT)),
         };
         let status = status_reporter(notifier.clone());
@@ -221,12 +240,17 @@ pub fn run(config: Config) -> Result<(), DaemonError> {
         (Some(handle), Some(spawn_prober(prober)?))
     };
     let resolver = match (&prober, names.is_empty()) {
-        (Some(prober), false) => Some(start_resolver(names, config.family, config.resolve_every, prober.clone())?),
+        (Some(prober), false) => {
+            Some(start_resolver(names, config.family, config.resolve_every, prober.clone())?)
+        }
         _ => None,
     };
     server::start(http, Context { prober: prober.clone(), targets: target_names, store: store.clone() })?;
     if let Some(notifier) = &notifier {
-        notifier.send(&format!("READY=1\nSTATUS=probing {target_text} every {}", duration::format(config.interval)));
+        notifier.send(&format!(
+            "READY=1\nSTATUS=probing {target_text} every {}",
+            duration::format(config.interval)
+        ));
     }
     let watchdog = match (&notifier, watchdog_every) {
         (Some(notifier), Some(every)) => {
@@ -268,7 +292,11 @@ pub fn run(config: Config) -> Result<(), DaemonError> {
 fn describe_targets(config: &Config, targets: &[TargetSettings]) -> String {
     let describe = |(target, settings): (&config::Target, &TargetSettings)| {
         let host = target.host.to_string();
-        let named = if targets.len() > 1 && target.name != host { format!("{}=", target.name) } else { String::new() };
+        let named = if targets.len() > 1 && *target.name != *host {
+            format!("{}=", target.name)
+        } else {
+            String::new()
+        };
         match settings.address {
             Some(address) if address.to_string() != host => format!("{named}{host} ({address})"),
             Some(_) => format!("{named}{host}"),
@@ -290,7 +318,7 @@ struct Resolver(mpsc::SyncSender<()>);
 /// own so that a slow resolver never holds up the prober or a stop; a changed address goes to
 /// the prober. It ends when the daemon drops its `Resolver`.
 fn start_resolver(
-    mut names: Vec<(usize, String, Resolution)>,
+    mut names: Vec<Named>,
     family: config::Family,
     every: Duration,
     prober: ProberHandle,
@@ -301,9 +329,9 @@ fn start_resolver(
         .name("resolver".into())
         .spawn(move || {
             while let Ok(()) | Err(mpsc::RecvTimeoutError::Timeout) = asked.recv_timeout(every) {
-                for (index, name, resolution) in &mut names {
+                for Named { index, host, resolution } in &mut names {
                     let before = resolution.clone();
-                    let (address, event) = resolution.update(name, family, lookup(name));
+                    let (address, event) = resolution.update(host, family, lookup(host));
                     if let Some(event) = event {
                         log::log!(event.level(), "{event}");
                     }

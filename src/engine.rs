@@ -9,14 +9,13 @@ use std::cmp::Reverse;
 use std::collections::BinaryHeap;
 use std::fmt;
 use std::net::IpAddr;
-use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use log::{debug, info, warn};
 
 use crate::config::duration;
-use crate::line::{Line, LocalTime, Outcome};
-use crate::net::{Arrival, NetError, QueuedError, SocketKind};
+use crate::line::{Line, LocalTime, Name, Outcome};
+use crate::net::{Arrival, QueuedError, SocketKind};
 use crate::packet::icmp::{self, Echo, ErrorKind, Message, Quoted};
 use crate::packet::{self, Family, Token};
 use crate::schedule::Schedule;
@@ -56,7 +55,7 @@ impl fmt::Display for Address {
 
 /// One target as configured: its NAME, and its address once known.
 pub struct TargetSettings {
-    pub name: Arc<str>,
+    pub name: Name,
     pub address: Option<Address>,
 }
 
@@ -86,7 +85,7 @@ pub struct Ended<W> {
 }
 
 struct Target {
-    name: Arc<str>,
+    name: Name,
     address: Option<Address>,
     schedule: Schedule,
 }
@@ -130,7 +129,8 @@ impl<W> Engine<W> {
                 schedule: Schedule::new(now + settings.interval * index as u32 / count, settings.interval),
             })
             .collect();
-        let slots = targets.iter().enumerate().map(|(index, t)| Reverse((t.schedule.next_due(), index))).collect();
+        let slots =
+            targets.iter().enumerate().map(|(index, t)| Reverse((t.schedule.next_due(), index))).collect();
         Engine {
             targets,
             named,
@@ -153,7 +153,10 @@ impl<W> Engine<W> {
         let skipped = schedule.take_due(now).unwrap_or(0);
         self.slots.push(Reverse((schedule.next_due(), index)));
         if skipped > 0 {
-            warn!("the prober fell behind and skipped {skipped} scheduled probes to {}", self.targets[index].name);
+            warn!(
+                "the prober fell behind and skipped {skipped} scheduled probes to {}",
+                self.targets[index].name
+            );
         }
         Some(self.probe(index, None))
     }
@@ -172,18 +175,9 @@ impl<W> Engine<W> {
 
     /// Probes to target `index` go to `address` from now on (`None`: it has none, and its
     /// probes end as timeouts); a probe in flight still expects its reply from the address it
-    /// went to.
+    /// went to. The resolver logs the change.
     pub fn retarget(&mut self, index: usize, address: Option<Address>) {
-        let target = &mut self.targets[index];
-        if target.address != address {
-            match (target.address, address) {
-                (Some(old), Some(new)) => info!("target {} is now {new} (was {old})", target.name),
-                (None, Some(new)) => info!("target {} is now {new}", target.name),
-                (Some(old), None) => info!("target {} has no address now (was {old})", target.name),
-                (None, None) => {}
-            }
-            target.address = address;
-        }
+        self.targets[index].address = address;
     }
 
     fn probe(&self, target: usize, waiter: Option<W>) -> Probe<W> {
@@ -233,7 +227,9 @@ impl<W> Engine<W> {
             Ok(Message::EchoReply { echo, checksum_valid }) if ours(echo.identifier) => {
                 self.reply(echo, checksum_valid, arrival, now)
             }
-            Ok(Message::Error { kind, quoted, checksum_valid }) if checksum_valid && ours(quoted.identifier) => {
+            Ok(Message::Error { kind, quoted, checksum_valid })
+                if checksum_valid && ours(quoted.identifier) =>
+            {
                 self.fail(kind, quoted, source)
             }
             Ok(_) => None,
@@ -317,7 +313,10 @@ impl<W> Engine<W> {
         let about_probe = |pending: &Pending<W>| pending.address.ip == quoted.destination;
         let pending = self.tracker.fail(quoted.sequence, about_probe)?;
         let name = &self.targets[pending.target].name;
-        warn!("probe {} to {name} ({}): {kind} (reported by {reporter})", quoted.sequence, quoted.destination);
+        warn!(
+            "probe {} to {name} ({}): {kind} (reported by {reporter})",
+            quoted.sequence, quoted.destination
+        );
         Some(self.end(pending, Outcome::Timeout))
     }
 
@@ -388,7 +387,7 @@ mod tests {
             let targets = targets
                 .iter()
                 .map(|(name, address)| TargetSettings {
-                    name: Arc::from(*name),
+                    name: name.parse().expect("a valid name"),
                     address: address.map(|ip| Address::from(IpAddr::V4(ip))),
                 })
                 .collect();
@@ -421,7 +420,8 @@ mod tests {
                 SocketKind::Raw => wrap(source, US, 0, icmp),
                 SocketKind::Datagram => icmp.to_vec(),
             };
-            let arrival = Arrival { len: data.len(), source: IpAddr::V4(source), at: self.at(millis), kind: self.kind };
+            let arrival =
+                Arrival { len: data.len(), source: IpAddr::V4(source), at: self.at(millis), kind: self.kind };
             self.engine.packet(&data, arrival, self.at(millis))
         }
 
@@ -431,7 +431,10 @@ mod tests {
     }
 
     fn named(target: &str, outcome: Outcome, waiters: Vec<u32>) -> Ended<u32> {
-        Ended { line: Line { sent: LOCAL, target: Some(Arc::from(target)), outcome }, waiters }
+        Ended {
+            line: Line { sent: LOCAL, target: Some(target.parse().expect("a valid name")), outcome },
+            waiters,
+        }
     }
 
     fn reply(rtt: Duration, waiters: Vec<u32>) -> Option<Ended<u32>> {
@@ -546,6 +549,7 @@ mod tests {
             len: request.len(),
             icmp_type: icmp::DESTINATION_UNREACHABLE,
             code: 1,
+            info: 0,
             destination: IpAddr::V4(destination),
             reporter: IpAddr::V4(TARGET),
         };
@@ -601,7 +605,10 @@ mod tests {
         assert_eq!(lab.deliver(&reply_to(&to_a), OTHER, 2), None, "b answering a's probe");
         assert_eq!(lab.deliver(&reply_to(&to_b), TARGET, 2), None, "a answering b's probe");
         assert_eq!(lab.deliver(&reply_to(&to_b), OTHER, 3), Some(named("b", Outcome::Reply(ms(2)), vec![2])));
-        assert_eq!(lab.deliver(&reply_to(&to_a), TARGET, 4), Some(named("a", Outcome::Reply(ms(4)), vec![1, 3])));
+        assert_eq!(
+            lab.deliver(&reply_to(&to_a), TARGET, 4),
+            Some(named("a", Outcome::Reply(ms(4)), vec![1, 3]))
+        );
     }
 
     #[test]

@@ -13,7 +13,7 @@ pub mod daemon;
 pub mod engine;
 /// HTTP routing decisions, and the tiny_http server around them.
 pub mod http;
-/// The seed results line and its local timestamp, formatted and parsed.
+/// The results line, in the seed form or naming its target, formatted and parsed; target names.
 pub mod line;
 /// Log format for a terminal or for journald.
 pub mod logging;
@@ -29,7 +29,7 @@ pub mod prober;
 pub mod resolve;
 /// When the next scheduled probe is due (fixed rate); never sleeps.
 pub mod schedule;
-/// The append-only results file: repair, append, reopen, snapshots and tails.
+/// The append-only results file: repair, append, reopen, snapshots and tails, of one target or all.
 pub mod store;
 /// At most a burst of like log lines per window, and a count of the rest.
 pub mod throttle;

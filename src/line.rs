@@ -1,7 +1,11 @@
-//! The results line, exactly as the seed wrote it:
+//! The results line, both ways. With one target, exactly as the seed wrote it:
 //! `[2025-08-12 06:56:53] Latency: 0.27 ms` or `[2025-08-12 06:56:53] Latency: timeout`.
+//! With several, the target's name follows the timestamp:
+//! `[2025-08-12 06:56:53] db-2 Latency: 0.27 ms`.
 
 use std::fmt;
+use std::ops::Deref;
+use std::sync::Arc;
 use std::time::Duration;
 
 /// A calendar date and time of day, to the second, in the local timezone.
@@ -23,11 +27,126 @@ pub enum Outcome {
     Timeout,
 }
 
-/// One line of the results file: when the probe was sent (local time) and its outcome.
+/// The longest target name, so that a line stays short and `TARGET_WITHIN` bytes tell its target.
+pub const NAME_MAX: usize = 64;
+
+/// The word after the timestamp (seed form) or after the name: a name is never this word, so
+/// the two forms never read alike.
+const LATENCY: &[u8] = b"Latency:";
+
+/// The shape of a line's start up to its target's name, digit by digit.
+const STAMP: &[u8] = b"[0000-00-00 00:00:00] ";
+
+/// The first bytes of a line that tell which target it names (see `line_names`).
+pub const TARGET_WITHIN: usize = STAMP.len() + NAME_MAX + b" Latency: ".len();
+
+/// A target's name as lines carry it: 1 to 64 letters, digits, '.', '_', '-', ':' or '%',
+/// and never `Latency:`, so it holds no space and a named line never reads as a seed line.
+/// Cheap to clone: a line carrying it goes to every caller waiting for that probe.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct Name(Arc<str>);
+
+/// Why a text is not a target name.
+#[derive(Debug, PartialEq, Eq)]
+pub struct NameError {
+    name: String,
+    reason: BadName,
+}
+
+#[derive(Debug, PartialEq, Eq)]
+enum BadName {
+    Empty,
+    TooLong(usize),
+    Holds(u8),
+    IsTheWord,
+}
+
+impl fmt::Display for NameError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{:?} is not a target name (", self.name)?;
+        match self.reason {
+            BadName::Empty => f.write_str("it is empty")?,
+            BadName::TooLong(len) => write!(f, "it is {len} characters long")?,
+            BadName::Holds(byte) if byte.is_ascii_graphic() || byte == b' ' => {
+                write!(f, "it holds {:?}", byte as char)?
+            }
+            BadName::Holds(byte) => write!(f, "it holds byte 0x{byte:02x}")?,
+            BadName::IsTheWord => f.write_str("it is the word that follows every name")?,
+        }
+        write!(f, "): use 1 to {NAME_MAX} letters, digits, '.', '_', '-', ':' or '%'")
+    }
+}
+
+impl std::error::Error for NameError {}
+
+impl std::str::FromStr for Name {
+    type Err = NameError;
+
+    fn from_str(text: &str) -> Result<Name, NameError> {
+        check_name(text.as_bytes()).map_err(|reason| NameError { name: text.into(), reason })?;
+        Ok(Name(text.into()))
+    }
+}
+
+impl Deref for Name {
+    type Target = str;
+
+    fn deref(&self) -> &str {
+        &self.0
+    }
+}
+
+impl AsRef<str> for Name {
+    fn as_ref(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Display for Name {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+fn is_name_byte(byte: &u8) -> bool {
+    byte.is_ascii_alphanumeric() || b"._-:%".contains(byte)
+}
+
+fn check_name(name: &[u8]) -> Result<(), BadName> {
+    if let Some(&byte) = name.iter().find(|byte| !is_name_byte(byte)) {
+        Err(BadName::Holds(byte))
+    } else if name.is_empty() {
+        Err(BadName::Empty)
+    } else if name.len() > NAME_MAX {
+        Err(BadName::TooLong(name.len()))
+    } else if name == LATENCY {
+        Err(BadName::IsTheWord)
+    } else {
+        Ok(())
+    }
+}
+
+/// Which form lines take: the seed's when the daemon has one target, or naming their target.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Form {
+    Seed,
+    Named,
+}
+
+/// One line of the results file: when the probe was sent (local time), to which target
+/// (named only when there are several), and its outcome.
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Line {
     pub sent: LocalTime,
+    /// None: the seed form, written when the daemon has a single target.
+    pub target: Option<Name>,
     pub outcome: Outcome,
+}
+
+impl Line {
+    pub fn form(&self) -> Form {
+        if self.target.is_some() { Form::Named } else { Form::Seed }
+    }
 }
 
 impl fmt::Display for Line {
@@ -37,9 +156,13 @@ impl fmt::Display for Line {
         let t = &self.sent;
         write!(
             f,
-            "[{:04}-{:02}-{:02} {:02}:{:02}:{:02}] Latency: ",
+            "[{:04}-{:02}-{:02} {:02}:{:02}:{:02}] ",
             t.year, t.month, t.day, t.hour, t.minute, t.second
         )?;
+        if let Some(target) = &self.target {
+            write!(f, "{target} ")?;
+        }
+        f.write_str("Latency: ")?;
         match self.outcome {
             Outcome::Reply(rtt) => {
                 let hundredths = (rtt.as_nanos() + 5_000) / 10_000;
@@ -63,44 +186,87 @@ impl fmt::Display for ParseError {
 impl std::str::FromStr for Line {
     type Err = ParseError;
 
-    /// Parses one line without its newline. The latency is read back at the file's precision
-    /// (hundredths of a millisecond).
+    /// Parses one line, of either form, without its newline. The latency is read back at the
+    /// file's precision (hundredths of a millisecond).
     fn from_str(text: &str) -> Result<Self, ParseError> {
         let rest = text.strip_prefix('[').ok_or(ParseError("does not start with '['"))?;
         let (stamp, rest) = rest.split_at_checked(19).ok_or(ParseError("timestamp too short"))?;
         let sent = parse_stamp(stamp)?;
-        let value = rest.strip_prefix("] Latency: ").ok_or(ParseError("missing '] Latency: '"))?;
-        let outcome = if value == "timeout" {
-            Outcome::Timeout
-        } else {
-            let millis = value.strip_suffix(" ms").ok_or(ParseError("latency must end in ' ms'"))?;
-            let (whole, fraction) = millis.split_once('.').ok_or(ParseError("latency needs two decimals"))?;
-            if fraction.len() != 2 || !is_digits(whole) || !is_digits(fraction) {
-                return Err(ParseError("latency must look like 0.27"));
+        let rest = rest.strip_prefix("] ").ok_or(ParseError("missing '] ' after the timestamp"))?;
+        let (target, value) = match rest.strip_prefix("Latency: ") {
+            Some(value) => (None, value),
+            None => {
+                let (name, value) = rest.split_once(' ').ok_or(ParseError("missing 'Latency: '"))?;
+                check_name(name.as_bytes())
+                    .map_err(|_| ParseError("neither 'Latency: ' nor a target name"))?;
+                let value = value
+                    .strip_prefix("Latency: ")
+                    .ok_or(ParseError("missing 'Latency: ' after the name"))?;
+                (Some(Name(name.into())), value)
             }
-            let whole: u64 = whole.parse().map_err(|_| ParseError("latency too large"))?;
-            let fraction: u64 = fraction.parse().map_err(|_| ParseError("bad decimals"))?;
-            let micros = whole
-                .checked_mul(1_000)
-                .and_then(|m| m.checked_add(fraction * 10))
-                .ok_or(ParseError("latency too large"))?;
-            Outcome::Reply(Duration::from_micros(micros))
         };
-        Ok(Line { sent, outcome })
+        Ok(Line { sent, target, outcome: parse_outcome(value)? })
     }
 }
 
-/// Whether `bytes` could be a results line cut short, as a crash in the middle of its
-/// `write` leaves it: the start of the format, character class by character class. Only
-/// that may be cut from a file's end; anything else is someone else's data.
-pub fn is_cut_short(bytes: &[u8]) -> bool {
-    const STAMP: &[u8] = b"[0000-00-00 00:00:00] Latency: ";
-    let (head, outcome) = bytes.split_at(bytes.len().min(STAMP.len()));
-    let stamp_fits = head.iter().zip(STAMP).all(|(&byte, &want)| match want {
+fn parse_outcome(value: &str) -> Result<Outcome, ParseError> {
+    if value == "timeout" {
+        return Ok(Outcome::Timeout);
+    }
+    let millis = value.strip_suffix(" ms").ok_or(ParseError("latency must end in ' ms'"))?;
+    let (whole, fraction) = millis.split_once('.').ok_or(ParseError("latency needs two decimals"))?;
+    if fraction.len() != 2 || !is_digits(whole) || !is_digits(fraction) {
+        return Err(ParseError("latency must look like 0.27"));
+    }
+    let whole: u64 = whole.parse().map_err(|_| ParseError("latency too large"))?;
+    let fraction: u64 = fraction.parse().map_err(|_| ParseError("bad decimals"))?;
+    let micros = whole
+        .checked_mul(1_000)
+        .and_then(|m| m.checked_add(fraction * 10))
+        .ok_or(ParseError("latency too large"))?;
+    Ok(Outcome::Reply(Duration::from_micros(micros)))
+}
+
+/// Whether a line names `target`, told from its first `TARGET_WITHIN` bytes (more do no
+/// harm). A seed-form line names none, nor does anything that is no results line. Only the
+/// timestamp's shape is checked, and the name compared first: a filtered download runs this
+/// on every line of the file.
+pub fn line_names(start: &[u8], target: &str) -> bool {
+    let Some((stamp, rest)) = start.split_at_checked(STAMP.len()) else { return false };
+    let Some(after) = rest.strip_prefix(target.as_bytes()) else { return false };
+    after.starts_with(b" Latency: ") && fits_stamp(stamp) && check_name(target.as_bytes()).is_ok()
+}
+
+/// Whether `bytes` is `STAMP`'s start, character class by character class.
+fn fits_stamp(bytes: &[u8]) -> bool {
+    bytes.iter().zip(STAMP).all(|(&byte, &want)| match want {
         b'0' => byte.is_ascii_digit(),
         _ => byte == want,
-    });
-    !bytes.is_empty() && stamp_fits && (b"timeout".starts_with(outcome) || is_rtt_cut_short(outcome))
+    })
+}
+
+/// Whether `bytes` could be a results line of either form cut short, as a crash in the
+/// middle of its `write` leaves it: the start of the format, character class by character
+/// class. Only that may be cut from a file's end; anything else is someone else's data.
+pub fn is_cut_short(bytes: &[u8]) -> bool {
+    let (head, rest) = bytes.split_at(bytes.len().min(STAMP.len()));
+    !bytes.is_empty() && fits_stamp(head) && (is_value_cut_short(rest) || is_named_cut_short(rest))
+}
+
+/// Whether `text` is the start of `Latency: <outcome>`.
+fn is_value_cut_short(text: &[u8]) -> bool {
+    const WORD: &[u8] = b"Latency: ";
+    let (head, outcome) = text.split_at(text.len().min(WORD.len()));
+    WORD.starts_with(head) && (b"timeout".starts_with(outcome) || is_rtt_cut_short(outcome))
+}
+
+/// Whether `text` is the start of `<name> Latency: <outcome>`.
+fn is_named_cut_short(text: &[u8]) -> bool {
+    let name = text.iter().take_while(|byte| is_name_byte(byte)).count();
+    if name == text.len() {
+        return name <= NAME_MAX;
+    }
+    text[name] == b' ' && check_name(&text[..name]).is_ok() && is_value_cut_short(&text[name + 1..])
 }
 
 /// Whether `text` is the start of `<digits>.<two digits> ms`.
@@ -146,16 +312,44 @@ mod tests {
     use super::*;
 
     const SENT: LocalTime = LocalTime { year: 2025, month: 8, day: 12, hour: 6, minute: 56, second: 53 };
+    const LONGEST_NAME: &str = "n234567890123456789012345678901234567890123456789012345678901234";
 
-    fn reply(micros: u64) -> Line {
-        Line { sent: SENT, outcome: Outcome::Reply(Duration::from_micros(micros)) }
+    fn name(text: &str) -> Option<Name> {
+        Some(text.parse().unwrap())
+    }
+
+    fn reply(target: Option<Name>, micros: u64) -> Line {
+        Line { sent: SENT, target, outcome: Outcome::Reply(Duration::from_micros(micros)) }
+    }
+
+    fn timeout(target: Option<Name>) -> Line {
+        Line { sent: SENT, target, outcome: Outcome::Timeout }
+    }
+
+    /// Lines of both forms, with names at the edges of what a name may be.
+    fn samples() -> Vec<Line> {
+        let names =
+            [None, name("db-2"), name("fe80::1%eth0"), name("a"), name(LONGEST_NAME), name("Latency")];
+        let names =
+            names.into_iter().chain([name("latency:"), name("::1"), name("198.51.100.7"), name("_.-%")]);
+        names
+            .flat_map(|target| [reply(target.clone(), 123_450), reply(target.clone(), 0), timeout(target)])
+            .collect()
     }
 
     #[test]
-    fn formats_exactly_like_the_seed() {
-        assert_eq!(reply(270).to_string(), "[2025-08-12 06:56:53] Latency: 0.27 ms");
-        let timeout = Line { sent: SENT, outcome: Outcome::Timeout };
-        assert_eq!(timeout.to_string(), "[2025-08-12 06:56:53] Latency: timeout");
+    fn formats_exactly_like_the_seed_and_names_a_target_after_the_timestamp() {
+        let cases = [
+            (reply(None, 270), "[2025-08-12 06:56:53] Latency: 0.27 ms"),
+            (timeout(None), "[2025-08-12 06:56:53] Latency: timeout"),
+            (reply(name("db-2"), 270), "[2025-08-12 06:56:53] db-2 Latency: 0.27 ms"),
+            (timeout(name("db-2")), "[2025-08-12 06:56:53] db-2 Latency: timeout"),
+        ];
+        for (line, text) in cases {
+            assert_eq!(line.to_string(), text);
+        }
+        assert_eq!(reply(None, 270).form(), Form::Seed);
+        assert_eq!(timeout(name("db-2")).form(), Form::Named);
     }
 
     #[test]
@@ -169,25 +363,52 @@ mod tests {
             (Duration::from_secs(12), "12000.00"),
         ];
         for (rtt, text) in cases {
-            let line = Line { sent: SENT, outcome: Outcome::Reply(rtt) };
+            let line = Line { sent: SENT, target: None, outcome: Outcome::Reply(rtt) };
             assert_eq!(line.to_string(), format!("[2025-08-12 06:56:53] Latency: {text} ms"));
         }
     }
 
     #[test]
-    fn round_trips_at_file_precision() {
-        for line in [reply(270), reply(0), reply(123_450), Line { sent: SENT, outcome: Outcome::Timeout }] {
-            assert_eq!(line.to_string().parse::<Line>(), Ok(line));
+    fn round_trips_both_forms_at_file_precision() {
+        for line in samples() {
+            let text = line.to_string();
+            assert_eq!(text.parse::<Line>().as_ref(), Ok(&line), "{text}");
+            assert_eq!(text.parse::<Line>().unwrap().to_string(), text);
         }
     }
 
     #[test]
-    fn every_start_of_a_line_is_cut_short_and_nothing_else() {
-        for line in [reply(123_450).to_string(), Line { sent: SENT, outcome: Outcome::Timeout }.to_string()] {
+    fn names_follow_the_rules_and_errors_say_which_one_failed() {
+        for good in
+            ["a", "db-2", "fe80::1%eth0", "198.51.100.7", "2001:db8::1", "Latency", "latency:", LONGEST_NAME]
+        {
+            assert_eq!(good.parse::<Name>().map(|name| name.to_string()), Ok(good.to_string()));
+        }
+        let rule = "use 1 to 64 letters, digits, '.', '_', '-', ':' or '%'";
+        let too_long = format!("{LONGEST_NAME}5");
+        let bad = [
+            ("", "\"\" is not a target name (it is empty)"),
+            ("db 2", "\"db 2\" is not a target name (it holds ' ')"),
+            ("a/b", "\"a/b\" is not a target name (it holds '/')"),
+            ("a\nb", "\"a\\nb\" is not a target name (it holds byte 0x0a)"),
+            ("caf\u{e9}", "\"caf\u{e9}\" is not a target name (it holds byte 0xc3)"),
+            ("Latency:", "\"Latency:\" is not a target name (it is the word that follows every name)"),
+            (&too_long, &format!("{too_long:?} is not a target name (it is 65 characters long)")),
+        ];
+        for (text, message) in bad {
+            let err = text.parse::<Name>().unwrap_err();
+            assert_eq!(err.to_string(), format!("{message}: {rule}"));
+        }
+    }
+
+    #[test]
+    fn every_start_of_a_line_of_either_form_is_cut_short_and_nothing_else() {
+        for line in samples().iter().map(Line::to_string) {
             for end in 1..=line.len() {
                 assert!(is_cut_short(&line.as_bytes()[..end]), "{:?}", &line[..end]);
             }
         }
+        let too_long = format!("[2025-08-12 06:56:53] {LONGEST_NAME}5");
         let foreign = [
             "",
             "[\"db-password\",\"hunter2\"]",
@@ -198,6 +419,14 @@ mod tests {
             "[2025-08-12 06:56:53] Latency: 0.2 ms",
             "[2025-08-12 06:56:53] Latency: timeouts",
             "[2025-08-12 06:56:53] Latency:  0.27 ms",
+            "[2025-08-12 06:56:53]  Latency",
+            "[2025-08-12 06:56:53] db-2  Latency",
+            "[2025-08-12 06:56:53] db-2 latency",
+            "[2025-08-12 06:56:53] db 2 Latency",
+            "[2025-08-12 06:56:53] db-2 Latency: 0.2 ms",
+            "[2025-08-12 06:56:53] db-2 Latency: timeouts",
+            "[2025-08-12 06:56:53] Latency: Latency: 0",
+            &too_long,
             "[2025/08",
         ];
         for text in foreign {
@@ -207,6 +436,7 @@ mod tests {
 
     #[test]
     fn rejects_what_is_not_a_results_line() {
+        let too_long = format!("[2025-08-12 06:56:53] {LONGEST_NAME}5 Latency: 0.27 ms");
         let cases = [
             "",
             "root:x:0:0:root:/root:/bin/bash",
@@ -218,9 +448,49 @@ mod tests {
             "[2025-08-12T06:56:53] Latency: 0.27 ms",
             "[2025-08-12 06:56:5] Latency: 0.27 ms",
             "[2025-08-12 06:56:53] Latency: 0.27 ms trailing",
+            "[2025-08-12 06:56:53]Latency: 0.27 ms",
+            "[2025-08-12 06:56:53]  Latency: 0.27 ms",
+            "[2025-08-12 06:56:53] db 2 Latency: 0.27 ms",
+            "[2025-08-12 06:56:53] db/2 Latency: 0.27 ms",
+            "[2025-08-12 06:56:53] Latency: Latency: 0.27 ms",
+            "[2025-08-12 06:56:53] db-2 Latency:0.27 ms",
+            "[2025-08-12 06:56:53] db-2 Latency: 0.2 ms",
+            "[2025-08-12 06:56:53] db-2 Latency: timeout trailing",
+            "[2025-08-12 06:56:53] db-2 0.27 ms",
+            &too_long,
         ];
         for text in cases {
             assert!(text.parse::<Line>().is_err(), "{text}");
+        }
+    }
+
+    #[test]
+    fn tells_whether_a_line_names_a_target_from_its_start() {
+        let others = ["db", "db-22", "b-2", "Latency", "Latency:", "", "fe80::1", LONGEST_NAME];
+        for line in samples() {
+            let text = line.to_string();
+            let start = &text.as_bytes()[..text.len().min(TARGET_WITHIN)];
+            for candidate in line.target.as_deref().into_iter().chain(others) {
+                let names = line.target.as_deref() == Some(candidate);
+                assert_eq!(line_names(text.as_bytes(), candidate), names, "{text} names {candidate:?}");
+                assert_eq!(line_names(format!("{text}\n").as_bytes(), candidate), names, "{text}");
+                assert_eq!(line_names(start, candidate), names, "first {TARGET_WITHIN} bytes of {text}");
+            }
+        }
+        let cases = [
+            ("", "db-2"),
+            ("root:x:0:0:root:/root:/bin/bash", "root:x:0:0:root:/root:/bin/bash"),
+            ("[2025-08-12 06:56:53] db-2", "db-2"),
+            ("[2025-08-12 06:56:53] db-2 Latency:", "db-2"),
+            ("[2025-08-12 06:56:53] db 2 Latency: 0.27 ms", "db 2"),
+            ("[2025-08-12 06:56:53] db 2 Latency: 0.27 ms", "2"),
+            ("[2025-08-12 06:56:53] Latency: Latency: 0.27 ms", "Latency:"),
+            ("[2025-08-12T06:56:53] db-2 Latency: 0.27 ms", "db-2"),
+            ("[2025-08-12 06:56:53]  db-2 Latency: 0.27 ms", "db-2"),
+            (&format!("[2025-08-12 06:56:53] {LONGEST_NAME}5 Latency: 0.27 ms"), &format!("{LONGEST_NAME}5")),
+        ];
+        for (text, target) in cases {
+            assert!(!line_names(text.as_bytes(), target), "{text} names {target:?}");
         }
     }
 }

@@ -293,7 +293,13 @@ mod tests {
 
     #[test]
     fn open_error_names_the_capability_and_the_sysctl() {
-        let open = |range| NetError::Open { family: Family::V4, raw: Errno::EPERM, datagram: Errno::EACCES, gid: 1000, range };
+        let open = |range| NetError::Open {
+            family: Family::V4,
+            raw: Errno::EPERM,
+            datagram: Errno::EACCES,
+            gid: 1000,
+            range,
+        };
         let cases = [
             (Some(range(1, 0)), "ping_group_range='1000 1000' (now '1 0')"),
             (Some(range(0, 999)), "ping_group_range='0 1000' (now '0 999')"),

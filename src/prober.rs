@@ -13,7 +13,7 @@ use log::{debug, warn};
 
 use crate::clock;
 use crate::config::duration;
-use crate::engine::{self, Ended, Engine, Probe};
+use crate::engine::{self, Address, Ended, Engine, Probe};
 use crate::line::Line;
 use crate::net::{IcmpSocket, NetError, Received, Wake};
 use crate::packet;
@@ -104,10 +104,12 @@ impl ProberHandle {
         lines
             .into_iter()
             .map(|line| {
-                line.recv_timeout(deadline.saturating_duration_since(Instant::now())).map_err(|err| match err {
-                    mpsc::RecvTimeoutError::Timeout => Unavailable::NoLineWithin(self.wait_limit),
-                    mpsc::RecvTimeoutError::Disconnected => Unavailable::Stopped,
-                })?
+                line.recv_timeout(deadline.saturating_duration_since(Instant::now())).map_err(
+                    |err| match err {
+                        mpsc::RecvTimeoutError::Timeout => Unavailable::NoLineWithin(self.wait_limit),
+                        mpsc::RecvTimeoutError::Disconnected => Unavailable::Stopped,
+                    },
+                )?
             })
             .collect()
     }

@@ -3,15 +3,15 @@
 
 use std::fmt;
 use std::fs::{self, File, OpenOptions};
-use std::io::{self, Read, Seek, SeekFrom, Write};
+use std::io::{self, BufRead, Read, Seek, SeekFrom, Write};
 use std::os::unix::fs::{FileExt, FileTypeExt, MetadataExt, OpenOptionsExt};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 
-use log::warn;
+use log::{info, warn};
 
-use crate::line::{self, Line};
+use crate::line::{self, Form, Line, TARGET_WITHIN};
 
 /// How far back the last line is read to check the file is ours: far longer than any line.
 const LONGEST_LINE: u64 = 4096;
@@ -65,11 +65,124 @@ impl fmt::Display for StoreError {
 
 impl std::error::Error for StoreError {}
 
-/// Part of the results file for a reader: `file` positioned at the start, `len` bytes of
-/// complete lines from there.
+/// Part of the results file for a reader: `file` yields its `len` bytes of complete lines.
 pub struct Excerpt {
-    pub file: Reader,
+    pub file: Lines,
     pub len: u64,
+}
+
+/// The lines of a stretch of the file, read as they are sent: all of them, or only those
+/// naming one target. Memory stays one buffer of `CHUNK` bytes however big the file.
+pub struct Lines<R = Reader> {
+    reader: R,
+    /// Bytes of the stretch not yet read from `reader`.
+    unread: u64,
+    filter: Option<Filter>,
+}
+
+struct Filter {
+    target: Box<str>,
+    buf: Vec<u8>,
+    /// `buf[start..filled]` is read from the file and not yet given out or passed over.
+    start: usize,
+    filled: usize,
+    /// Whether the current line, up to its newline, is given out; None until enough of its
+    /// start is in `buf` to tell its target.
+    keep: Option<bool>,
+}
+
+impl<R: Read> Lines<R> {
+    /// The `len` bytes of `reader` from its position, or only the lines naming `target`.
+    fn new(reader: R, len: u64, target: Option<&str>) -> Self {
+        let filter = target.map(|target| Filter {
+            target: target.into(),
+            buf: vec![0; CHUNK],
+            start: 0,
+            filled: 0,
+            keep: None,
+        });
+        Lines { reader, unread: len, filter }
+    }
+
+    /// The buffer's size: what reading a stretch of any length holds in memory.
+    #[cfg(test)]
+    fn buffer_capacity(&self) -> usize {
+        self.filter.as_ref().map_or(0, |filter| filter.buf.capacity())
+    }
+}
+
+impl<R: Read> Read for Lines<R> {
+    fn read(&mut self, out: &mut [u8]) -> io::Result<usize> {
+        if let Some(filter) = &mut self.filter {
+            return filter.read(&mut self.reader, &mut self.unread, out);
+        }
+        let room = out.len().min(usize::try_from(self.unread).unwrap_or(usize::MAX));
+        let read = self.reader.read(&mut out[..room])?;
+        self.unread -= read as u64;
+        Ok(read)
+    }
+}
+
+impl Filter {
+    /// Fills as much of `out` as the lines allow, so that a download sends large pieces.
+    fn read<R: Read>(&mut self, reader: &mut R, unread: &mut u64, out: &mut [u8]) -> io::Result<usize> {
+        let mut given = 0;
+        while given < out.len() {
+            let pending = &self.buf[self.start..self.filled];
+            let newline = find_newline(pending);
+            let line_rest = newline.map_or(pending.len(), |at| at + 1);
+            let keep = match self.keep {
+                Some(keep) if !pending.is_empty() => keep,
+                None if newline.is_some()
+                    || line_rest >= TARGET_WITHIN
+                    || (*unread == 0 && line_rest > 0) =>
+                {
+                    self.keep = Some(line::line_names(pending, &self.target));
+                    continue;
+                }
+                _ => match self.refill(reader, unread) {
+                    Ok(true) => continue,
+                    Ok(false) => break,
+                    // Bytes already given are not lost; the error comes again on the next read.
+                    Err(_) if given > 0 => break,
+                    Err(err) => return Err(err),
+                },
+            };
+            let taken = if keep { line_rest.min(out.len() - given) } else { line_rest };
+            if keep {
+                out[given..given + taken].copy_from_slice(&pending[..taken]);
+                given += taken;
+            }
+            self.start += taken;
+            if newline.is_some_and(|at| taken == at + 1) {
+                self.keep = None;
+            }
+        }
+        Ok(given)
+    }
+
+    /// Reads more of the stretch after what is left in the buffer; false at its end.
+    fn refill<R: Read>(&mut self, reader: &mut R, unread: &mut u64) -> io::Result<bool> {
+        self.buf.copy_within(self.start..self.filled, 0);
+        self.filled -= self.start;
+        self.start = 0;
+        let room = (self.buf.len() - self.filled).min(usize::try_from(*unread).unwrap_or(usize::MAX));
+        let read = reader.read(&mut self.buf[self.filled..self.filled + room])?;
+        // A file cut shorter than the stretch ends it here; the download sees it come up short.
+        *unread = if read == 0 { 0 } else { *unread - read as u64 };
+        self.filled += read;
+        Ok(read > 0)
+    }
+}
+
+/// Where the first newline in `bytes` is. Through `skip_until`, which searches a slice with
+/// the C library's `memchr`: a filtered download finds every line's end, and a byte loop
+/// made that the bulk of its time.
+fn find_newline(bytes: &[u8]) -> Option<usize> {
+    let mut rest = bytes;
+    // Reading a slice cannot fail.
+    let skipped = rest.skip_until(b'\n').unwrap_or(0);
+    (skipped > 0 && bytes[skipped - 1] == b'\n').then(|| skipped - 1)
 }
 
 /// Reads the file the daemon appends to, at a position of its own: readers share the open
@@ -108,6 +221,8 @@ impl Seek for Reader {
 
 pub struct Store {
     path: PathBuf,
+    /// The form of the lines this run appends, so that a file in the other form is noticed.
+    form: Form,
     appending: Mutex<Appending>,
     /// How often the file was found truncated in place; readers stop when it changes.
     truncations: Arc<AtomicU64>,
@@ -122,10 +237,12 @@ struct Appending {
 
 impl Store {
     /// Opens (creating it and its directory) the results file, cutting a torn last line.
-    pub fn open(path: &Path) -> Result<Store, StoreError> {
-        let (file, end) = open_for_append(path)?;
+    /// `form` is the form of the lines this run appends: a file whose lines are in the other
+    /// one (the targets changed since) is logged and appended to.
+    pub fn open(path: &Path, form: Form) -> Result<Store, StoreError> {
+        let (file, end) = open_for_append(path, form)?;
         let appending = Mutex::new(Appending { file, end });
-        Ok(Store { path: path.to_path_buf(), appending, truncations: Arc::default() })
+        Ok(Store { path: path.to_path_buf(), form, appending, truncations: Arc::default() })
     }
 
     pub fn path(&self) -> &Path {
@@ -156,16 +273,19 @@ impl Store {
 
     /// Opens the path again, for log rotation: later lines go to the file now at the path.
     pub fn reopen(&self) -> Result<(), StoreError> {
-        let (file, end) = open_for_append(&self.path)?;
+        let (file, end) = open_for_append(&self.path, self.form)?;
         *self.lock() = Appending { file, end };
         Ok(())
     }
 
     /// The complete lines now in the file the daemon appends to (which after a rotation,
-    /// until SIGHUP, is no longer at the path), or only the last `tail` of them. None once
-    /// that file is deleted: its lines are in no file any more, and the next line goes to a
-    /// new one.
-    pub fn excerpt(&self, tail: Option<u64>) -> Result<Excerpt, StoreError> {
+    /// until SIGHUP, is no longer at the path), or only those naming `target`; of these,
+    /// all or only the last `tail`. None once that file is deleted: its lines are in no file
+    /// any more, and the next line goes to a new one. Seed-form lines name no target.
+    ///
+    /// The length is known before the first byte is sent: a tail's from reading back to its
+    /// start; a whole file's lines of one target from reading it through once beforehand.
+    pub fn excerpt(&self, target: Option<&str>, tail: Option<u64>) -> Result<Excerpt, StoreError> {
         let read_error = |err| StoreError::Read { path: self.path.clone(), err };
         let file = self.lock().file.try_clone().map_err(read_error)?;
         let truncations_at_start = self.truncations.load(Ordering::Acquire);
@@ -173,16 +293,26 @@ impl Store {
             Reader { file, position: 0, truncations: self.truncations.clone(), truncations_at_start };
         let metadata = reader.file.metadata().map_err(read_error)?;
         if metadata.nlink() == 0 {
-            return Ok(Excerpt { file: reader, len: 0 });
+            return Ok(Excerpt { file: Lines::new(reader, 0, None), len: 0 });
         }
-        let len = metadata.len();
-        let end = complete_len(&mut reader, len).map_err(read_error)?;
-        let start = match tail {
-            Some(lines) => tail_start(&mut reader, end, lines).map_err(read_error)?,
-            None => 0,
+        let end = complete_len(&mut reader, metadata.len()).map_err(read_error)?;
+        let (start, len) = match (target, tail) {
+            (None, None) => (0, end),
+            (None, Some(lines)) => {
+                let start = tail_start(&mut reader, end, lines).map_err(read_error)?;
+                (start, end - start)
+            }
+            (Some(target), Some(lines)) => {
+                tail_naming(&mut reader, end, target, lines).map_err(read_error)?
+            }
+            (Some(target), None) => {
+                reader.position = 0;
+                let counted = io::copy(&mut Lines::new(&mut reader, end, Some(target)), &mut io::sink());
+                (0, counted.map_err(read_error)?)
+            }
         };
         reader.position = start;
-        Ok(Excerpt { file: reader, len: end - start })
+        Ok(Excerpt { file: Lines::new(reader, end - start, target), len })
     }
 
     /// The file's length before an append. A file deleted while open would swallow every
@@ -192,7 +322,7 @@ impl Store {
         let metadata = appending.file.metadata().map_err(|err| self.write_error(err))?;
         if metadata.nlink() == 0 {
             let (file, end) =
-                open_for_append(&self.path).map_err(|err| StoreError::Deleted(Box::new(err)))?;
+                open_for_append(&self.path, self.form).map_err(|err| StoreError::Deleted(Box::new(err)))?;
             warn!("{} was deleted; appending to a new file there", self.path.display());
             *appending = Appending { file, end };
             return Ok(end);
@@ -213,8 +343,9 @@ impl Store {
     }
 }
 
-/// The file and its length, once a torn last line is cut (and the cut logged).
-fn open_for_append(path: &Path) -> Result<(File, u64), StoreError> {
+/// The file and its length, once a torn last line is cut (and the cut logged). A last line
+/// in the other form than `form` is logged: the lines change form from here on.
+fn open_for_append(path: &Path, form: Form) -> Result<(File, u64), StoreError> {
     if let Some(dir) = path.parent().filter(|dir| !dir.as_os_str().is_empty()) {
         fs::create_dir_all(dir).map_err(|err| StoreError::CreateDir { path: dir.to_path_buf(), err })?;
     }
@@ -230,10 +361,13 @@ fn open_for_append(path: &Path) -> Result<(File, u64), StoreError> {
     let len = regular_len(&file, path)?;
     let end = complete_len(&mut file, len).map_err(read_error)?;
     let foreign = |reason| StoreError::NotResults { path: path.to_path_buf(), reason };
-    check_last_line(&mut file, end).map_err(|reason| match reason {
+    let last = check_last_line(&mut file, end).map_err(|reason| match reason {
         LastLine::Unreadable(err) => read_error(err),
         LastLine::Foreign(reason) => foreign(reason),
     })?;
+    if let Some(change) = last.and_then(|last| form_change(last, form)) {
+        info!("results file {}: {change}", path.display());
+    }
     if end == len {
         return Ok((file, len));
     }
@@ -244,6 +378,17 @@ fn open_for_append(path: &Path) -> Result<(File, u64), StoreError> {
     file.set_len(end).map_err(|err| StoreError::Truncate { path: path.to_path_buf(), err })?;
     warn!("{}: cut {} bytes of a torn last line left by an earlier crash", path.display(), len - end);
     Ok((file, end))
+}
+
+/// What to say when the lines appended from now on take another form than the file's last.
+fn form_change(last: Form, form: Form) -> Option<&'static str> {
+    match (last, form) {
+        (Form::Seed, Form::Named) => Some("its lines had no target name; from now on they name their target"),
+        (Form::Named, Form::Seed) => {
+            Some("its lines named their target; from now on they name none, as there is one target")
+        }
+        _ => None,
+    }
 }
 
 /// The length of `file`, if it is a regular file. A FIFO or a device at the path would block
@@ -274,10 +419,10 @@ enum LastLine {
 }
 
 /// Refuses to append to a file whose last complete line is not ours, so a mistyped
-/// `--results /etc/passwd` damages nothing.
-fn check_last_line<R: Read + Seek>(reader: &mut R, end: u64) -> Result<(), LastLine> {
+/// `--results /etc/passwd` damages nothing. The form of that line, if there is one.
+fn check_last_line<R: Read + Seek>(reader: &mut R, end: u64) -> Result<Option<Form>, LastLine> {
     if end == 0 {
-        return Ok(());
+        return Ok(None);
     }
     let start = tail_start(reader, end, 1).map_err(LastLine::Unreadable)?;
     if end - start > LONGEST_LINE {
@@ -287,7 +432,8 @@ fn check_last_line<R: Read + Seek>(reader: &mut R, end: u64) -> Result<(), LastL
     reader.seek(SeekFrom::Start(start)).map_err(LastLine::Unreadable)?;
     reader.read_exact(&mut last).map_err(LastLine::Unreadable)?;
     let text = String::from_utf8_lossy(&last);
-    text.parse::<Line>().map(drop).map_err(|err| LastLine::Foreign(format!("last line {text:?}: {err}")))
+    let line = text.parse::<Line>().map_err(|err| LastLine::Foreign(format!("last line {text:?}: {err}")))?;
+    Ok(Some(line.form()))
 }
 
 /// Only what a crash mid-append can leave is cut: a short, partial results line. Anything
@@ -314,6 +460,42 @@ pub fn complete_len<R: Read + Seek>(reader: &mut R, len: u64) -> io::Result<u64>
 /// Offset where the last `lines` lines before `end` start; `end` must follow a newline.
 pub fn tail_start<R: Read + Seek>(reader: &mut R, end: u64, lines: u64) -> io::Result<u64> {
     Ok(nth_newline_back(reader, end, lines.saturating_add(1))?.map_or(0, |at| at + 1))
+}
+
+/// Where the last `lines` lines naming `target` before `end` start, and how many bytes they
+/// hold; `end` must follow a newline. Read back from `end` in chunks, each with the first
+/// bytes after it, so that every line starting in a chunk shows there which target it names.
+fn tail_naming<R: Read + Seek>(reader: &mut R, end: u64, target: &str, lines: u64) -> io::Result<(u64, u64)> {
+    let mut buf = vec![0u8; CHUNK + TARGET_WITHIN];
+    let (mut found, mut len, mut start) = (0, 0, end);
+    // The end of the line whose start is looked for next.
+    let mut line_end = end;
+    let mut chunk_end = end;
+    while chunk_end > 0 && found < lines {
+        let chunk_start = chunk_end.saturating_sub(CHUNK as u64);
+        let read_end = end.min(chunk_end + TARGET_WITHIN as u64);
+        let chunk = &mut buf[..(read_end - chunk_start) as usize];
+        reader.seek(SeekFrom::Start(chunk_start))?;
+        reader.read_exact(chunk)?;
+        let newlines = (0..chunk_end - chunk_start).rev().filter(|&at| chunk[at as usize] == b'\n');
+        // A line starts after each newline but the one that ends the last line, and at 0.
+        let starts = newlines.map(|at| chunk_start + at + 1).filter(|&at| at < end);
+        for line_start in starts.chain((chunk_start == 0).then_some(0)) {
+            let shown = &chunk[(line_start - chunk_start) as usize
+                ..(line_end.min(line_start + TARGET_WITHIN as u64) - chunk_start) as usize];
+            if line::line_names(shown, target) {
+                found += 1;
+                len += line_end - line_start;
+                start = line_start;
+                if found == lines {
+                    break;
+                }
+            }
+            line_end = line_start;
+        }
+        chunk_end = chunk_start;
+    }
+    Ok((start, len))
 }
 
 /// Position of the `n`th newline counting back from `end` (exclusive), reading chunks from
@@ -347,6 +529,38 @@ mod tests {
 
     const A: &str = "[2025-08-12 06:56:53] Latency: 0.27 ms\n";
     const B: &str = "[2025-08-12 06:57:53] Latency: timeout\n";
+    const N: &str = "[2025-08-12 06:58:53] db-2 Latency: 0.31 ms\n";
+    const LONGEST_NAME: &str = "n234567890123456789012345678901234567890123456789012345678901234";
+
+    /// A fresh directory for one test's files.
+    fn temp_dir(test: &str) -> PathBuf {
+        let dir = std::env::temp_dir().join(format!("latency-store-{test}-{}", std::process::id()));
+        let _ = fs::remove_dir_all(&dir);
+        fs::create_dir_all(&dir).unwrap();
+        dir
+    }
+
+    /// What an excerpt yields, checked against the length it announced.
+    fn served(store: &Store, target: Option<&str>, tail: Option<u64>) -> String {
+        let mut excerpt = store.excerpt(target, tail).unwrap();
+        let mut text = String::new();
+        excerpt.file.read_to_string(&mut text).unwrap();
+        assert_eq!(text.len() as u64, excerpt.len, "announced length of {target:?} tail {tail:?}");
+        text
+    }
+
+    /// A line naming `target` (or none), its length varying with `i`.
+    fn named(target: Option<&str>, i: usize) -> String {
+        let sent = crate::line::LocalTime { year: 2025, month: 8, day: 12, hour: 6, minute: 56, second: 53 };
+        let target = target.map(|name| name.parse().unwrap());
+        let outcome = match i % 5 {
+            0 => crate::line::Outcome::Timeout,
+            k => crate::line::Outcome::Reply(std::time::Duration::from_micros(
+                (i as u64) * 10u64.pow(k as u32),
+            )),
+        };
+        format!("{}\n", Line { sent, target, outcome })
+    }
 
     fn tail(text: &str, lines: u64) -> String {
         let mut cursor = Cursor::new(text.as_bytes());
@@ -392,6 +606,12 @@ mod tests {
         };
         assert!(check(&format!("{A}[2025-08-12 06:5")).is_ok());
         assert!(check("[2025").is_ok());
+        assert!(check(&format!("{A}[2025-08-12 06:56:53] db-2 Lat")).is_ok());
+        assert!(check(&format!("{N}[2025-08-12 06:56:53] db-2 Latency: 0.3")).is_ok());
+        assert!(matches!(
+            check(&format!("{N}[2025-08-12 06:56:53] db 2 Latency")),
+            Err(LastLine::Foreign(_))
+        ));
         assert!(matches!(check("secret-token-without-newline"), Err(LastLine::Foreign(_))));
         assert!(
             matches!(check(&format!("{A}{}", "[".repeat(5_000))), Err(LastLine::Foreign(r)) if r.contains("5000 bytes"))
@@ -405,12 +625,12 @@ mod tests {
     fn a_download_stops_when_the_file_is_truncated_in_place_and_grows_again() {
         let dir = std::env::temp_dir().join(format!("latency-store-{}", std::process::id()));
         let path = dir.join("results.txt");
-        let store = Store::open(&path).unwrap();
+        let store = Store::open(&path, Form::Seed).unwrap();
         let sent = crate::line::LocalTime { year: 2025, month: 8, day: 12, hour: 6, minute: 56, second: 53 };
-        let line = Line { sent, outcome: crate::line::Outcome::Timeout };
+        let line = Line { sent, target: None, outcome: crate::line::Outcome::Timeout };
         let append = |count| (0..count).for_each(|_| store.append(&line).unwrap());
         append(100);
-        let mut download = store.excerpt(None).unwrap().file;
+        let mut download = store.excerpt(None, None).unwrap().file;
         let mut first = [0u8; 400];
         download.read_exact(&mut first).unwrap();
         OpenOptions::new().write(true).open(&path).unwrap().set_len(0).unwrap();
@@ -419,7 +639,7 @@ mod tests {
         let err = download.read(&mut [0u8; 64]).unwrap_err();
         assert!(err.to_string().contains("truncated in place"), "{err}");
         let mut fresh = String::new();
-        store.excerpt(None).unwrap().file.read_to_string(&mut fresh).unwrap();
+        store.excerpt(None, None).unwrap().file.read_to_string(&mut fresh).unwrap();
         assert_eq!(fresh.lines().count(), 200);
         fs::remove_dir_all(dir).unwrap();
     }
@@ -428,12 +648,12 @@ mod tests {
     fn a_deleted_file_is_served_empty_until_the_next_line_makes_it_again() {
         let dir = std::env::temp_dir().join(format!("latency-store-deleted-{}", std::process::id()));
         let path = dir.join("results.txt");
-        let store = Store::open(&path).unwrap();
+        let store = Store::open(&path, Form::Seed).unwrap();
         let sent = crate::line::LocalTime { year: 2025, month: 8, day: 12, hour: 6, minute: 56, second: 53 };
-        let line = Line { sent, outcome: crate::line::Outcome::Timeout };
+        let line = Line { sent, target: None, outcome: crate::line::Outcome::Timeout };
         let served = |tail| {
             let mut text = String::new();
-            let excerpt = store.excerpt(tail).unwrap();
+            let excerpt = store.excerpt(None, tail).unwrap();
             excerpt.file.take(excerpt.len).read_to_string(&mut text).unwrap();
             text
         };
@@ -450,9 +670,10 @@ mod tests {
 
     #[test]
     fn only_results_files_are_accepted() {
-        let ours = format!("{A}{B}");
-        let mut cursor = Cursor::new(ours.as_bytes());
-        assert!(check_last_line(&mut cursor, ours.len() as u64).is_ok());
+        let form = |text: &str| check_last_line(&mut Cursor::new(text.as_bytes()), text.len() as u64).ok();
+        assert_eq!(form(""), Some(None));
+        assert_eq!(form(&format!("{N}{A}{B}")), Some(Some(Form::Seed)));
+        assert_eq!(form(&format!("{A}{B}{N}")), Some(Some(Form::Named)));
         let foreign = "root:x:0:0:root:/root:/bin/bash\n";
         let mut cursor = Cursor::new(foreign.as_bytes());
         assert!(matches!(check_last_line(&mut cursor, foreign.len() as u64), Err(LastLine::Foreign(_))));
@@ -461,5 +682,168 @@ mod tests {
         assert!(
             matches!(check_last_line(&mut cursor, long.len() as u64), Err(LastLine::Foreign(r)) if r.contains("5001 bytes"))
         );
+    }
+
+    #[test]
+    fn torn_last_lines_of_either_form_are_cut_at_open() {
+        let dir = temp_dir("torn");
+        let path = dir.join("results.txt");
+        for torn in
+            ["[2025-08-12 06:5", "[2025-08-12 06:56:53] db-2 Lat", "[2025-08-12 06:56:53] db-2 Latency: 0.3"]
+        {
+            for form in [Form::Seed, Form::Named] {
+                fs::write(&path, format!("{A}{N}{torn}")).unwrap();
+                let store = Store::open(&path, form).unwrap();
+                assert_eq!(fs::read_to_string(&path).unwrap(), format!("{A}{N}"), "{torn:?}");
+                assert_eq!(served(&store, Some("db-2"), None), N);
+                assert_eq!(served(&store, Some("db-2"), Some(1)), N);
+            }
+        }
+        fs::remove_dir_all(dir).unwrap();
+    }
+
+    #[test]
+    fn a_file_may_switch_form_and_each_line_keeps_its_own() {
+        assert_eq!(form_change(Form::Seed, Form::Seed), None);
+        assert_eq!(form_change(Form::Named, Form::Named), None);
+        assert!(form_change(Form::Seed, Form::Named).is_some_and(|note| note.contains("had no target name")));
+        assert!(form_change(Form::Named, Form::Seed).is_some_and(|note| note.contains("named their target")));
+        let dir = temp_dir("switch");
+        let path = dir.join("results.txt");
+        let (seed, db2, other) = (named(None, 1), named(Some("db-2"), 2), named(Some("db-22"), 3));
+        let store = Store::open(&path, Form::Seed).unwrap();
+        store.append(&seed.trim_end().parse().unwrap()).unwrap();
+        drop(store);
+        // The targets changed: the next run names them, and the one after has one again.
+        let store = Store::open(&path, Form::Named).unwrap();
+        store.append(&db2.trim_end().parse().unwrap()).unwrap();
+        store.append(&other.trim_end().parse().unwrap()).unwrap();
+        drop(store);
+        let store = Store::open(&path, Form::Seed).unwrap();
+        store.append(&seed.trim_end().parse().unwrap()).unwrap();
+        assert_eq!(served(&store, None, None), format!("{seed}{db2}{other}{seed}"));
+        assert_eq!(served(&store, Some("db-2"), None), db2);
+        assert_eq!(served(&store, Some("db-22"), Some(5)), other);
+        assert_eq!(served(&store, Some("Latency:"), None), "", "seed lines name no target");
+        assert_eq!(served(&store, Some(""), None), "");
+        fs::remove_dir_all(dir).unwrap();
+    }
+
+    #[test]
+    fn filtered_excerpts_and_tails_give_exactly_the_lines_of_their_target() {
+        let names =
+            [None, Some("a"), Some("ab"), Some("b"), Some("fe80::1%eth0"), Some(LONGEST_NAME), Some("a")];
+        let mut lines: Vec<(Option<&str>, String)> =
+            (0..6_000).map(|i| (names[i % 7], named(names[i % 7], i))).collect();
+        // Someone else's lines in the middle: one longer than a chunk, one a near miss.
+        lines.insert(2_000, (None, format!("{}\n", "x".repeat(3 * CHUNK))));
+        lines.insert(4_000, (None, "[2025-08-12 06:56:53] a  Latency: 0.27 ms\n".into()));
+        let text: String = lines.iter().map(|(_, line)| line.as_str()).collect();
+        let dir = temp_dir("filtered");
+        let path = dir.join("results.txt");
+        fs::write(&path, &text).unwrap();
+        let store = Store::open(&path, Form::Named).unwrap();
+        let tails = [None, Some(0), Some(1), Some(2), Some(5), Some(333), Some(1_500), Some(u64::MAX)];
+        for target in
+            [Some("a"), Some("ab"), Some("b"), Some("fe80::1%eth0"), Some(LONGEST_NAME), Some("c"), None]
+        {
+            let of_target: Vec<&str> = lines
+                .iter()
+                .filter(|(named, _)| target.is_none() || *named == target)
+                .map(|(_, line)| line.as_str())
+                .collect();
+            for tail in tails {
+                let from = of_target
+                    .len()
+                    .saturating_sub(tail.map_or(usize::MAX, |n| n.min(usize::MAX as u64) as usize));
+                assert_eq!(
+                    served(&store, target, tail),
+                    of_target[from..].concat(),
+                    "{target:?} tail {tail:?}"
+                );
+            }
+        }
+        fs::remove_dir_all(dir).unwrap();
+    }
+
+    #[test]
+    fn a_line_whose_start_straddles_a_chunk_boundary_shows_its_target() {
+        let line = named(Some(LONGEST_NAME), 3);
+        for shift in 0..=TARGET_WITHIN + 1 {
+            // Read forwards, the buffer ends `shift` bytes into the line.
+            let text = format!("{}\n{line}{B}", "p".repeat(CHUNK - shift - 1));
+            let mut lines = Lines::new(Cursor::new(text.as_bytes()), text.len() as u64, Some(LONGEST_NAME));
+            let mut forwards = String::new();
+            lines.read_to_string(&mut forwards).unwrap();
+            assert_eq!(forwards, line, "forwards, {shift} bytes of it in the first chunk");
+            // Read backwards, the chunk starts `shift` bytes into the line.
+            let text = format!("{B}{line}{}\n", "f".repeat(CHUNK + shift - line.len() - 1));
+            let (start, len) =
+                tail_naming(&mut Cursor::new(text.as_bytes()), text.len() as u64, LONGEST_NAME, 1).unwrap();
+            assert_eq!(
+                &text[start as usize..][..len as usize],
+                line,
+                "backwards, {shift} bytes of it in the earlier chunk"
+            );
+        }
+    }
+
+    #[test]
+    fn a_filtered_read_of_a_large_file_holds_one_chunk() {
+        let names = [Some("db-1"), Some("db-2"), Some("db-3"), None];
+        let text: String = (0..100_000).map(|i| named(names[i % 4], i)).collect();
+        assert!(text.len() > 50 * CHUNK);
+        let dir = temp_dir("large");
+        let path = dir.join("results.txt");
+        fs::write(&path, &text).unwrap();
+        let store = Store::open(&path, Form::Named).unwrap();
+        let mut excerpt = store.excerpt(Some("db-2"), None).unwrap();
+        let mut out = [0u8; 1000];
+        let (mut lines, mut bytes) = (0, 0);
+        loop {
+            let read = excerpt.file.read(&mut out).unwrap();
+            if read == 0 {
+                break;
+            }
+            lines += out[..read].iter().filter(|&&byte| byte == b'\n').count();
+            bytes += read as u64;
+            assert!(excerpt.file.buffer_capacity() <= CHUNK, "{}", excerpt.file.buffer_capacity());
+        }
+        assert_eq!((lines, bytes), (25_000, excerpt.len));
+        let last: String = (99_990..100_000).filter(|i| i % 4 == 1).map(|i| named(Some("db-2"), i)).collect();
+        assert_eq!(served(&store, Some("db-2"), Some(2)), last);
+        fs::remove_dir_all(dir).unwrap();
+    }
+
+    #[test]
+    fn a_read_error_after_some_lines_keeps_them_and_comes_next() {
+        struct Failing;
+        impl Read for Failing {
+            fn read(&mut self, _: &mut [u8]) -> io::Result<usize> {
+                Err(io::Error::other("truncated in place"))
+            }
+        }
+        let text = format!("{N}{A}{N}");
+        let reader = Cursor::new(text.clone().into_bytes()).chain(Failing);
+        let mut lines = Lines::new(reader, text.len() as u64 + 100, Some("db-2"));
+        let mut out = [0u8; 4096];
+        assert_eq!(lines.read(&mut out).unwrap(), 2 * N.len());
+        assert_eq!(&out[..2 * N.len()], format!("{N}{N}").as_bytes());
+        assert_eq!(lines.read(&mut out).unwrap_err().to_string(), "truncated in place");
+    }
+
+    #[test]
+    fn find_newline_gives_the_first() {
+        let cases = [
+            ("", None),
+            ("ab", None),
+            ("\n", Some(0)),
+            ("ab\n", Some(2)),
+            ("a\nb\n", Some(1)),
+            ("\n\n", Some(0)),
+        ];
+        for (text, at) in cases {
+            assert_eq!(find_newline(text.as_bytes()), at, "{text:?}");
+        }
     }
 }

@@ -83,6 +83,12 @@ class Namespaces:
     def exec(self, ns, *args, **kwargs):
         return run("ip", "netns", "exec", ns, *args, **kwargs)
 
+    def add_address(self, ns, ip):
+        """Another address on `ns`'s end of the link (IPv6 without duplicate detection)."""
+        dev = self.daemon_if if ns == self.daemon else self.target_if
+        prefix = "64 nodad" if ":" in ip else "24"
+        run("ip", "-n", ns, "addr", "add", f"{ip}/{prefix.split()[0]}", "dev", dev, *prefix.split()[1:])
+
     def sysctl(self, ns, setting):
         self.exec(ns, "sysctl", "-qw", setting)
 

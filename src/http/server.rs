@@ -14,6 +14,7 @@ use log::{debug, error, warn};
 use tiny_http::{Header, Response, StatusCode};
 
 use super::{ALLOW, Rejection, Request, Route, route};
+use crate::line::Name;
 use crate::prober::ProberHandle;
 use crate::store::Store;
 
@@ -38,9 +39,11 @@ impl fmt::Display for ServerError {
 
 impl std::error::Error for ServerError {}
 
-/// What the handlers need: the prober (absent when no target is configured) and the file.
+/// What the handlers need: the prober (absent when no target is configured), the targets'
+/// names in configured order, and the file.
 pub struct Context {
     pub prober: Option<ProberHandle>,
+    pub targets: Vec<Name>,
     pub store: Arc<Store>,
 }
 
@@ -111,7 +114,7 @@ fn handle(request: tiny_http::Request, shared: &Shared) {
     let context = &shared.context;
     let method = request.method().as_str().to_string();
     debug!("HTTP {method} {} from {:?}", request.url(), request.remote_addr());
-    match route(&method, request.url()) {
+    match route(&method, request.url(), &context.targets) {
         Err(rejection) => {
             let mut response = text(rejection.status(), rejection.body());
             if rejection == Rejection::MethodNotAllowed {
@@ -119,12 +122,17 @@ fn handle(request: tiny_http::Request, shared: &Shared) {
             }
             respond(request, response);
         }
-        Ok(Request { route: Route::Latency, head }) => serve_latency(request, context, head),
-        Ok(Request { route: Route::Results { tail }, head }) => serve_results(request, shared, tail, head),
+        Ok(Request { route: Route::Latency { target }, head }) => {
+            serve_latency(request, context, target, head)
+        }
+        Ok(Request { route: Route::Results { target, tail }, head }) => {
+            serve_results(request, shared, target, tail, head)
+        }
     }
 }
 
-fn serve_latency(request: tiny_http::Request, context: &Context, head: bool) {
+/// A line from a fresh probe of `target`, or of each target in order.
+fn serve_latency(request: tiny_http::Request, context: &Context, target: Option<&str>, head: bool) {
     let Some(prober) = &context.prober else {
         let body = "no target configured: set LATENCY_TARGET in /etc/default/latency or pass --target\n";
         return respond(request, text(503, body.into()));
@@ -137,14 +145,24 @@ fn serve_latency(request: tiny_http::Request, context: &Context, head: bool) {
         let unknown_length = Response::new(StatusCode(200), Vec::new(), io::empty(), None, None);
         return respond(request, plain(unknown_length));
     }
-    match prober.probe() {
-        Ok(line) => respond(request, text(200, format!("{line}\n"))),
+    let targets: Vec<usize> = match target {
+        Some(name) => context.targets.iter().position(|known| **known == *name).into_iter().collect(),
+        None => (0..context.targets.len()).collect(),
+    };
+    match prober.probe(&targets) {
+        Ok(lines) => respond(request, text(200, lines.iter().map(|line| format!("{line}\n")).collect())),
         Err(err) => respond(request, text(503, format!("{err}\n"))),
     }
 }
 
-fn serve_results(request: tiny_http::Request, shared: &Shared, tail: Option<u64>, head: bool) {
-    let excerpt = match shared.context.store.excerpt(tail) {
+fn serve_results(
+    request: tiny_http::Request,
+    shared: &Shared,
+    target: Option<&str>,
+    tail: Option<u64>,
+    head: bool,
+) {
+    let excerpt = match shared.context.store.excerpt(target, tail) {
         Ok(excerpt) => excerpt,
         Err(err) => {
             error!("{err}");

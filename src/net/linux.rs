@@ -42,6 +42,9 @@ pub struct LinuxSocket {
     wake: Arc<EventWake>,
 }
 
+/// What opening each family's socket gave: its kind, or why there is none.
+pub type Opened = Vec<(Family, Result<SocketKind, NetError>)>;
+
 struct EventWake(EventFd);
 
 impl Wake for EventWake {
@@ -55,7 +58,7 @@ impl LinuxSocket {
     /// Opens a socket for each family that allows one: raw, or the datagram kind when raw
     /// sockets are not permitted. Each family's result comes back, the error for a family
     /// that could not be opened: whether that matters depends on the targets.
-    pub fn open(families: &[Family]) -> Result<(Self, Vec<(Family, Result<SocketKind, NetError>)>), NetError> {
+    pub fn open(families: &[Family]) -> Result<(Self, Opened), NetError> {
         let wake = EventFd::from_flags(EfdFlags::EFD_CLOEXEC | EfdFlags::EFD_NONBLOCK)
             .map_err(|errno| NetError::Setup { operation: "eventfd", errno })?;
         let mut sockets = Vec::new();
@@ -86,13 +89,15 @@ impl Socket {
         let flags = SockFlag::SOCK_CLOEXEC | SockFlag::SOCK_NONBLOCK;
         let (fd, kind) = match socket(domain, SockType::Raw, flags, protocol) {
             Ok(fd) => (fd, SocketKind::Raw),
-            Err(raw @ (Errno::EPERM | Errno::EACCES)) => match socket(domain, SockType::Datagram, flags, protocol) {
-                Ok(fd) => (fd, SocketKind::Datagram),
-                Err(datagram) => {
-                    let gid = nix::unistd::getegid().as_raw();
-                    return Err(NetError::Open { family, raw, datagram, gid, range: ping_group_range() });
+            Err(raw @ (Errno::EPERM | Errno::EACCES)) => {
+                match socket(domain, SockType::Datagram, flags, protocol) {
+                    Ok(fd) => (fd, SocketKind::Datagram),
+                    Err(datagram) => {
+                        let gid = nix::unistd::getegid().as_raw();
+                        return Err(NetError::Open { family, raw, datagram, gid, range: ping_group_range() });
+                    }
                 }
-            },
+            }
             Err(errno) => {
                 let operation = match family {
                     Family::V4 => "socket(AF_INET, SOCK_RAW, IPPROTO_ICMP)",
@@ -135,6 +140,7 @@ impl Socket {
         if self.kind != SocketKind::Datagram {
             return Ok(None);
         }
+        let buf_len = buf.len();
         loop {
             let mut iov = [IoSliceMut::new(buf)];
             let mut control = nix::cmsg_space!(TimeSpec, libc::sock_extended_err, libc::sockaddr_in6);
@@ -146,7 +152,8 @@ impl Socket {
                     ControlMessageOwned::Ipv4RecvErr(error, offender)
                         if error.ee_origin == libc::SO_EE_ORIGIN_ICMP =>
                     {
-                        let reporter = offender.map(|a| IpAddr::V4(Ipv4Addr::from(u32::from_be(a.sin_addr.s_addr))));
+                        let reporter =
+                            offender.map(|a| IpAddr::V4(Ipv4Addr::from(u32::from_be(a.sin_addr.s_addr))));
                         Some((error, reporter))
                     }
                     ControlMessageOwned::Ipv6RecvErr(error, offender)
@@ -162,7 +169,7 @@ impl Socket {
             let Some((error, reporter)) = icmp else { continue };
             let unspecified = unspecified(self.family);
             return Ok(Some(QueuedError {
-                len: message.bytes.min(buf.len()),
+                len: message.bytes.min(buf_len),
                 icmp_type: error.ee_type,
                 code: error.ee_code,
                 info: error.ee_info,
@@ -288,10 +295,15 @@ impl IcmpSocket for LinuxSocket {
         let fd = socket.fd.as_raw_fd();
         let sent = Instant::now();
         match target {
-            IpAddr::V4(v4) => sendto(fd, packet, &SockaddrIn::from(SocketAddrV4::new(v4, 0)), MsgFlags::empty()),
-            IpAddr::V6(v6) => {
-                sendto(fd, packet, &SockaddrIn6::from(SocketAddrV6::new(v6, 0, 0, scope_id)), MsgFlags::empty())
+            IpAddr::V4(v4) => {
+                sendto(fd, packet, &SockaddrIn::from(SocketAddrV4::new(v4, 0)), MsgFlags::empty())
             }
+            IpAddr::V6(v6) => sendto(
+                fd,
+                packet,
+                &SockaddrIn6::from(SocketAddrV6::new(v6, 0, 0, scope_id)),
+                MsgFlags::empty(),
+            ),
         }
         .map(|_| sent)
         .map_err(|errno| NetError::SendTo { target, errno })
@@ -310,7 +322,8 @@ impl IcmpSocket for LinuxSocket {
     }
 
     fn wait(&mut self, timeout: Duration) -> Result<(), NetError> {
-        let mut fds: Vec<PollFd> = self.sockets.iter().map(|s| PollFd::new(s.fd.as_fd(), PollFlags::POLLIN)).collect();
+        let mut fds: Vec<PollFd> =
+            self.sockets.iter().map(|s| PollFd::new(s.fd.as_fd(), PollFlags::POLLIN)).collect();
         fds.push(PollFd::new(self.wake.0.as_fd(), PollFlags::POLLIN));
         match ppoll(&mut fds, Some(TimeSpec::from_duration(timeout)), None) {
             Ok(_) | Err(Errno::EINTR) => {}

@@ -20,7 +20,7 @@ def test_routing_answers_each_case_with_a_one_line_reason(net, start):
         ("DELETE", "/latency-results", 405, "method not allowed"),
         ("GET", "/", 404, "not found"),
         ("GET", "/latency/extra", 404, "not found"),
-        ("GET", "/latency?verbose=1", 400, "/latency takes no query parameters"),
+        ("GET", "/latency?verbose=1", 400, "unknown query parameter 'verbose'"),
         ("GET", "/latency-results?tail=abc", 400, "tail must be a whole number of lines, got 'abc'"),
         ("GET", "/latency-results?lines=3", 400, "unknown query parameter 'lines'"),
     ]
