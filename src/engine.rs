@@ -11,7 +11,7 @@ use std::fmt;
 use std::net::IpAddr;
 use std::time::{Duration, Instant};
 
-use log::{debug, info, warn};
+use log::{debug, warn};
 
 use crate::config::duration;
 use crate::line::{Line, LocalTime, Name, Outcome};
@@ -312,11 +312,7 @@ impl<W> Engine<W> {
     fn fail(&mut self, kind: ErrorKind, quoted: Quoted, reporter: IpAddr) -> Option<Ended<W>> {
         let about_probe = |pending: &Pending<W>| pending.address.ip == quoted.destination;
         let pending = self.tracker.fail(quoted.sequence, about_probe)?;
-        let name = &self.targets[pending.target].name;
-        warn!(
-            "probe {} to {name} ({}): {kind} (reported by {reporter})",
-            quoted.sequence, quoted.destination
-        );
+        warn!("probe {} to {}: {kind} (reported by {reporter})", quoted.sequence, self.describe(&pending));
         Some(self.end(pending, Outcome::Timeout))
     }
 
@@ -327,11 +323,16 @@ impl<W> Engine<W> {
         expired
             .into_iter()
             .map(|pending| {
-                let name = &self.targets[pending.target].name;
-                warn!("no reply from {name} ({}) within {timeout}", pending.address);
+                warn!("no reply from {} within {timeout}", self.describe(&pending));
                 self.end(pending, Outcome::Timeout)
             })
             .collect()
+    }
+
+    /// The probe's target for a log line: its address, after its NAME when that differs.
+    fn describe(&self, pending: &Pending<W>) -> String {
+        let (name, address) = (&self.targets[pending.target].name, pending.address.to_string());
+        if **name == *address { address } else { format!("{name} ({address})") }
     }
 
     fn end(&self, pending: Pending<W>, outcome: Outcome) -> Ended<W> {
@@ -353,8 +354,9 @@ mod tests {
     use super::*;
     use crate::packet::checksum;
     use crate::packet::icmp::tests::reply_to;
+    use crate::packet::icmpv6;
     use crate::packet::ipv4::tests::wrap;
-    use std::net::Ipv4Addr;
+    use std::net::{Ipv4Addr, Ipv6Addr};
 
     const US: Ipv4Addr = Ipv4Addr::new(198, 51, 100, 1);
     const TARGET: Ipv4Addr = Ipv4Addr::new(198, 51, 100, 2);
@@ -383,12 +385,18 @@ mod tests {
         }
 
         fn with_targets(kind: SocketKind, targets: &[(&str, Option<Ipv4Addr>)]) -> Self {
+            let targets: Vec<_> =
+                targets.iter().map(|(name, address)| (*name, address.map(IpAddr::V4))).collect();
+            Lab::with_addresses(kind, &targets)
+        }
+
+        fn with_addresses(kind: SocketKind, targets: &[(&str, Option<IpAddr>)]) -> Self {
             let t0 = Instant::now();
             let targets = targets
                 .iter()
                 .map(|(name, address)| TargetSettings {
                     name: name.parse().expect("a valid name"),
-                    address: address.map(|ip| Address::from(IpAddr::V4(ip))),
+                    address: address.map(Address::from),
                 })
                 .collect();
             let settings = Settings { targets, interval: INTERVAL, timeout: TIMEOUT, identity: IDENTITY };
@@ -427,6 +435,14 @@ mod tests {
 
         fn answer(&mut self, request: &[u8], millis: u64) -> Option<Ended<u32>> {
             self.deliver(&reply_to(request), TARGET, millis)
+        }
+
+        /// An ICMPv6 message from `source` arriving at `millis`: both socket kinds hand it over
+        /// without its IPv6 header, the kernel having checked its checksum.
+        fn deliver6(&mut self, icmp: &[u8], source: Ipv6Addr, millis: u64) -> Option<Ended<u32>> {
+            let arrival =
+                Arrival { len: icmp.len(), source: IpAddr::V6(source), at: self.at(millis), kind: self.kind };
+            self.engine.packet(icmp, arrival, self.at(millis))
         }
     }
 
@@ -623,5 +639,28 @@ mod tests {
         lab.engine.retarget(0, Some(IpAddr::V4(TARGET).into()));
         let request = lab.send_due(10_000);
         assert_eq!(lab.answer(&request, 10_003), reply(ms(3), vec![]));
+    }
+
+    #[test]
+    fn ipv6_targets_are_probed_with_icmpv6_beside_ipv4_ones() {
+        const TARGET6: Ipv6Addr = icmpv6::tests::TARGET;
+        let targets = [("v4", Some(IpAddr::V4(TARGET))), ("v6", Some(IpAddr::V6(TARGET6)))];
+        for kind in [SocketKind::Raw, SocketKind::Datagram] {
+            let mut lab = Lab::with_addresses(kind, &targets);
+            let probe = lab.engine.caller(1, 6).expect("a probe to v6");
+            let request = lab.send(probe, 0);
+            assert_eq!(request[0], icmpv6::ECHO_REQUEST);
+            let mut reply = request.clone();
+            reply[0] = icmpv6::ECHO_REPLY;
+            assert_eq!(lab.deliver6(&reply, icmpv6::tests::US, 1), None, "not from where it went");
+            assert_eq!(lab.deliver(&reply_to(&request), TARGET, 1), None, "ICMP is not ICMPv6");
+            assert_eq!(lab.deliver6(&reply, TARGET6, 2), Some(named("v6", Outcome::Reply(ms(2)), vec![6])));
+
+            let probe = lab.engine.caller(1, 7).expect("another probe to v6");
+            let request = lab.send(probe, 10);
+            let original = crate::packet::ipv6::tests::wrap(icmpv6::tests::US, TARGET6, &request);
+            let error = icmpv6::tests::error(icmpv6::DESTINATION_UNREACHABLE, 3, 0, &original);
+            assert_eq!(lab.deliver6(&error, TARGET6, 11), Some(named("v6", Outcome::Timeout, vec![7])));
+        }
     }
 }

@@ -267,7 +267,7 @@ def test_a_host_name_is_resolved_at_start_and_again_on_sighup(net, start):
         with open(hosts, "r+") as f:  # in place: `ip netns exec` bind-mounted this inode
             f.write("198.51.100.3 target.test\n")
         daemon.proc.send_signal(signals.SIGHUP)
-        daemon.wait_for(f"target is now 198.51.100.3 (was {TARGET_IP})")
+        daemon.wait_for(f"target.test now resolves to 198.51.100.3 (was {TARGET_IP})")
         before = len(daemon.lines())
         assert all(rtt_ms(line) is not None for line in daemon.wait_lines(before + 3)[before:])
     finally:
