@@ -176,3 +176,15 @@ def test_one_target_keeps_the_seed_lines_exactly(net, start):
     daemon = start("--target", TARGET_IP, *FAST).ready()
     lines = daemon.wait_lines(3)
     assert all(re.match(LINE, line) for line in lines), lines
+
+
+def test_family_picks_which_address_of_a_name_is_probed(net, start, tmp_path):
+    hosts = hosts_file(tmp_path, f"127.0.0.1 localhost\n{TARGET_IP} dual.test\n{TARGET_IP6} dual.test\n")
+    prefix = ("unshare", "--mount", "--propagation", "private", "sh", "-c",
+              f'mount --bind "{hosts}" /etc/hosts && exec "$0" "$@"')
+    for family, address in (("auto", TARGET_IP), ("ipv4", TARGET_IP), ("ipv6", TARGET_IP6)):
+        daemon = start("--target", "dual.test", "--family", family, *FAST, prefix=prefix,
+                       results=tmp_path / family / "results.txt").ready()
+        assert f"target dual.test ({address})" in daemon.text(), daemon.text()
+        assert all(re.match(LINE, line) and "timeout" not in line for line in daemon.wait_lines(2)), daemon.lines()
+        daemon.stop()
