@@ -5,6 +5,8 @@ import re
 import signal
 import time
 
+import pytest
+
 from lab import LINE, NOBODY, TARGET_IP, TARGET_IP6, wait_until
 
 NAMED = r"^\[\d{4}-\d\d-\d\d \d\d:\d\d:\d\d\] (\S+) Latency: (\d+\.\d\d ms|timeout)$"
@@ -188,3 +190,31 @@ def test_family_picks_which_address_of_a_name_is_probed(net, start, tmp_path):
         assert f"target dual.test ({address})" in daemon.text(), daemon.text()
         assert all(re.match(LINE, line) and "timeout" not in line for line in daemon.wait_lines(2)), daemon.lines()
         daemon.stop()
+
+
+RESPONDER_CASES = [
+    # mode, what each family's lines hold, what the log must say for each family's target
+    ("normal", "answered", None),
+    ("drop", "timeout", "no reply from {name} ({address}) within 200ms"),
+    ("duplicate", "answered", "ignored a duplicate reply from {address}"),
+    ("wrong-id", "timeout", None),
+    ("wrong-payload", "timeout", "its payload is not the one sent"),
+    ("unreachable", "timeout", "(reported by {address})"),
+]
+
+
+@pytest.mark.parametrize("mode, outcome, logged", RESPONDER_CASES, ids=[case[0] for case in RESPONDER_CASES])
+def test_both_families_meet_each_fault_of_the_responder_alike(net, start, responder, mode, outcome, logged):
+    process = responder("--mode", mode)
+    daemon = start("--target", f"v4={TARGET_IP}", "--target", f"v6={TARGET_IP6}", *FAST).ready()
+    wait_until(lambda: all(len(by_name(daemon.lines()).get(name, [])) >= 3 for name in ("v4", "v6")), 10,
+               lambda: f"{daemon.lines()}\n{daemon.text()}")
+    named = by_name(daemon.lines())
+    for name, address in (("v4", TARGET_IP), ("v6", TARGET_IP6)):
+        outcomes = set(named[name])
+        assert (outcomes == {"timeout"}) == (outcome == "timeout"), (mode, name, named)
+        if logged:
+            assert logged.format(name=name, address=address) in daemon.text(), (mode, name, daemon.text())
+    requests = process.requests()
+    # One line per echo request: a duplicate reply adds none.
+    assert len(daemon.lines()) <= len(requests) + 2, (daemon.lines(), requests)
