@@ -6,16 +6,17 @@ use std::fmt;
 use std::io::{self, Read};
 use std::net::{SocketAddr, TcpListener};
 use std::panic::{self, AssertUnwindSafe};
-use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{Duration, Instant};
 
-use log::{debug, error, warn};
+use log::{debug, error};
 use tiny_http::{Header, Response, StatusCode};
 
 use super::{ALLOW, Rejection, Request, Route, route};
 use crate::prober::ProberHandle;
 use crate::store::Store;
+use crate::throttle::Throttle;
 
 /// Downloads of the results file served at once, so slow readers cannot hold every thread
 /// there may be; more get 503 and a Retry-After.
@@ -48,6 +49,8 @@ pub struct Context {
 struct Shared {
     context: Context,
     downloads: AtomicUsize,
+    /// A client asking for downloads while every slot is taken must not flood the journal.
+    refusal_log: Mutex<Throttle>,
 }
 
 /// The listening socket, bound before the daemon starts anything else, so that a taken port
@@ -73,7 +76,8 @@ pub fn bind(addr: SocketAddr) -> Result<Bound, ServerError> {
 /// results file, so nothing an HTTP thread is doing at exit can tear a line.
 pub fn start(bound: Bound, context: Context) -> Result<(), ServerError> {
     let Bound { listener, addr } = bound;
-    let shared = Shared { context, downloads: AtomicUsize::new(0) };
+    let shared =
+        Shared { context, downloads: AtomicUsize::new(0), refusal_log: Mutex::new(Throttle::for_journal()) };
     let server = tiny_http::Server::from_listener_with_handler(listener, None, move |request| {
         // A panic answering one request must not cost tiny_http the connection's thread.
         if panic::catch_unwind(AssertUnwindSafe(|| handle(request, &shared))).is_err() {
@@ -158,7 +162,13 @@ fn serve_results(request: tiny_http::Request, shared: &Shared, tail: Option<u64>
         return respond(request, response);
     }
     let Some(_slot) = Slot::take(&shared.downloads, MAX_DOWNLOADS) else {
-        warn!("{MAX_DOWNLOADS} downloads of the results file already running; answering 503");
+        // A panic elsewhere while logging leaves the throttle as usable as before.
+        let mut refusal_log = shared.refusal_log.lock().unwrap_or_else(PoisonError::into_inner);
+        refusal_log.warn(
+            Instant::now(),
+            format_args!("{MAX_DOWNLOADS} downloads of the results file already running; answering 503"),
+        );
+        drop(refusal_log);
         let busy = text(503, "too many downloads in progress; retry shortly\n".into())
             .with_header(header("Retry-After", "1"));
         return respond(request, busy);

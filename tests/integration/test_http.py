@@ -117,12 +117,12 @@ def year_of_lines(path, count=525_600):
 
 
 def serving_a_year(start, tmp_path):
-    """A daemon serving a year-long results file: its path and size."""
+    """A daemon serving a year-long results file: its path, size and the daemon."""
     results = tmp_path / "state" / "results.txt"
     results.parent.mkdir()
     size = year_of_lines(results)
-    start(*SLOW, "--results", str(results)).ready()
-    return results, size
+    daemon = start(*SLOW, "--results", str(results)).ready()
+    return results, size, daemon
 
 
 def stalled_downloads(net, count):
@@ -456,7 +456,7 @@ def test_a_line_the_disk_cannot_take_is_not_served_as_stored(net, start, tmp_pat
 
 
 def test_a_download_cut_short_by_copytruncate_fails_visibly(net, start, tmp_path):
-    results, size = serving_a_year(start, tmp_path)
+    results, size, _ = serving_a_year(start, tmp_path)
     conn = net.connect()
     # A fixed receive buffer: with the daemon's send buffer, far less than the file is in
     # flight when it is truncated.
@@ -474,11 +474,21 @@ def test_a_download_cut_short_by_copytruncate_fails_visibly(net, start, tmp_path
 
 
 def test_long_downloads_are_limited_but_tails_are_not(net, start, tmp_path):
-    results, _ = serving_a_year(start, tmp_path)
+    results, _, daemon = serving_a_year(start, tmp_path)
     stalled = stalled_downloads(net, 32)
     time.sleep(0.5)
     status, headers, body = net.request("GET", "/latency-results")
     assert status == 503 and headers["Retry-After"] == "1" and "too many downloads" in body, status
+    # A client asking again and again must not flood the journal: 20 lines a minute at most.
+    conn = net.connect()
+    for _ in range(200):
+        conn.request("GET", "/latency-results")
+        response = conn.getresponse()
+        response.read()
+        assert response.status == 503
+    conn.close()
+    refusals = daemon.text().count("downloads of the results file already running")
+    assert 1 <= refusals <= 20, f"{refusals} refusals logged"
     status, _, body = net.request("GET", "/latency-results?tail=2")
     assert status == 200 and body.count("\n") == 2, body
     for conn in stalled:
