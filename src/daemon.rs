@@ -199,7 +199,7 @@ pub fn run(config: Config) -> Result<(), DaemonError> {
             (None, None)
         }
     };
-    server::start(http, Context { prober: prober.clone(), store: store.clone() })?;
+    let serving = server::start(http, Context { prober: prober.clone(), store: store.clone() })?;
     if let Some(notifier) = &notifier {
         notifier.send(&format!(
             "READY=1\nSTATUS=probing {target_text} every {}",
@@ -231,6 +231,11 @@ pub fn run(config: Config) -> Result<(), DaemonError> {
         prober.stop();
     }
     let prober_ended_well = prober_thread.is_none_or(|thread| join_within(thread, PROBER_STOP_WAIT));
+    // The callers still waiting for a line are being told the daemon is stopping (unless the
+    // prober is stuck with their lines, when nothing will come).
+    if prober_ended_well {
+        serving.settle(Instant::now() + ANSWERS_STOP_WAIT);
+    }
     if let Some(watchdog) = watchdog {
         watchdog.stop();
     }
@@ -244,6 +249,9 @@ pub fn run(config: Config) -> Result<(), DaemonError> {
 /// How long a stop waits for the prober to finish: a write blocked on a hung filesystem must
 /// not hold the process past the second that users and systemd are promised.
 const PROBER_STOP_WAIT: Duration = Duration::from_millis(800);
+/// How long a stop then waits for `/latency` callers to be answered; with the prober's wait,
+/// still within the second.
+const ANSWERS_STOP_WAIT: Duration = Duration::from_millis(150);
 
 /// Whether the prober thread ended well within `wait`.
 fn join_within(thread: JoinHandle<bool>, wait: Duration) -> bool {

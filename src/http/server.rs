@@ -51,6 +51,8 @@ struct Shared {
     downloads: AtomicUsize,
     /// A client asking for downloads while every slot is taken must not flood the journal.
     refusal_log: Mutex<Throttle>,
+    /// `/latency` callers not yet answered.
+    probing: Arc<AtomicUsize>,
 }
 
 /// The listening socket, bound before the daemon starts anything else, so that a taken port
@@ -74,10 +76,15 @@ pub fn bind(addr: SocketAddr) -> Result<Bound, ServerError> {
 
 /// Starts serving. The server lives until the process exits: the prober alone writes the
 /// results file, so nothing an HTTP thread is doing at exit can tear a line.
-pub fn start(bound: Bound, context: Context) -> Result<(), ServerError> {
+pub fn start(bound: Bound, context: Context) -> Result<Serving, ServerError> {
     let Bound { listener, addr } = bound;
-    let shared =
-        Shared { context, downloads: AtomicUsize::new(0), refusal_log: Mutex::new(Throttle::for_journal()) };
+    let probing = Arc::new(AtomicUsize::new(0));
+    let shared = Shared {
+        context,
+        downloads: AtomicUsize::new(0),
+        refusal_log: Mutex::new(Throttle::for_journal()),
+        probing: probing.clone(),
+    };
     let server = tiny_http::Server::from_listener_with_handler(listener, None, move |request| {
         // A panic answering one request must not cost tiny_http the connection's thread.
         if panic::catch_unwind(AssertUnwindSafe(|| handle(request, &shared))).is_err() {
@@ -87,7 +94,23 @@ pub fn start(bound: Bound, context: Context) -> Result<(), ServerError> {
     .map_err(|err| ServerError::Bind { addr, err: io::Error::other(err.to_string()) })?;
     // Dropping the server would stop it accepting connections.
     std::mem::forget(server);
-    Ok(())
+    Ok(Serving { probing })
+}
+
+/// The running server, as the daemon's stop sees it.
+pub struct Serving {
+    /// `/latency` callers waiting for their line or still being answered.
+    probing: Arc<AtomicUsize>,
+}
+
+impl Serving {
+    /// Waits, at most until `deadline`, for the `/latency` callers to be answered: once the
+    /// prober has stopped, each is being told so, and the process must not exit under them.
+    pub fn settle(&self, deadline: Instant) {
+        while self.probing.load(Ordering::Acquire) > 0 && Instant::now() < deadline {
+            std::thread::sleep(Duration::from_millis(1));
+        }
+    }
 }
 
 fn header(name: &str, value: &str) -> Header {
@@ -123,7 +146,10 @@ fn handle(request: tiny_http::Request, shared: &Shared) {
             }
             respond(request, response);
         }
-        Ok(Request { route: Route::Latency, head }) => serve_latency(request, context, head),
+        Ok(Request { route: Route::Latency, head }) => {
+            let _counted = Counted::new(&shared.probing);
+            serve_latency(request, context, head)
+        }
         Ok(Request { route: Route::Results { tail }, head }) => serve_results(request, shared, tail, head),
     }
 }
@@ -178,6 +204,22 @@ fn serve_results(request: tiny_http::Request, shared: &Shared, tail: Option<u64>
 
 /// A download this short fits the socket buffers: it holds its thread for a moment only.
 const SHORT_DOWNLOAD: u64 = 64 * 1024;
+
+/// One more in a count while it lives (also through a panic).
+struct Counted<'a>(&'a AtomicUsize);
+
+impl<'a> Counted<'a> {
+    fn new(count: &'a AtomicUsize) -> Self {
+        count.fetch_add(1, Ordering::AcqRel);
+        Counted(count)
+    }
+}
+
+impl Drop for Counted<'_> {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Ordering::AcqRel);
+    }
+}
 
 /// One of a limited number of places, given back when dropped (also by a panic).
 struct Slot<'a>(&'a AtomicUsize);
