@@ -8,7 +8,8 @@ import time
 
 import pytest
 
-from lab import LINE, NOBODY, TARGET_IP, run, wait_until
+from callers import timed_calls
+from lab import DAEMON_IP, LINE, NOBODY, PORT, TARGET_IP, run, wait_until
 
 SLOW = ("--target", TARGET_IP, "--interval", "60s", "--timeout", "1s")
 
@@ -81,6 +82,22 @@ def test_results_are_the_file_and_tail_its_last_lines(net, start):
     for n, expected in ((2, lines[-2:]), (0, []), (100, lines)):
         status, _, body = net.request("GET", f"/latency-results?tail={n}")
         assert status == 200 and body.splitlines() == expected, (n, body)
+
+
+def test_keep_alive_answers_over_1_kib_are_not_held_back_for_a_delayed_ack(net, start, tmp_path):
+    # The server writes through a 1 KiB buffer, so a longer answer ends in a small segment.
+    # Without TCP_NODELAY the kernel held that segment back until the client's delayed ACK,
+    # about 40 ms later, on every call after the first on a keep-alive connection.
+    results = tmp_path / "state" / "results.txt"
+    results.parent.mkdir()
+    results.write_text("[2025-08-12 06:56:53] Latency: 0.27 ms\n" * 200)
+    start(*SLOW, results=results).ready()
+    calls = timed_calls(net.daemon, DAEMON_IP, PORT, "/latency-results?tail=30", callers=1,
+                        calls_each=50, within=20)
+    assert not calls.failures and len(calls.durations) == 50, (calls.failures, calls.summary())
+    median = calls.quantile(0.5)
+    # Far from both the ~40 ms wait and the ~0.1 ms call, so a busy machine cannot blur them.
+    assert median < 0.020, calls.summary()
 
 
 def test_results_are_empty_while_there_is_no_file(net, start):

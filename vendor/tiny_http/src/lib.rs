@@ -323,8 +323,9 @@ impl Server {
                 let new_client = match server.accept() {
                     Ok((sock, _)) => {
                         // latency patch: a client silent or not reading for this long is
-                        // answered 408 or dropped, instead of holding its thread forever.
-                        sock.set_timeouts(CLIENT_TIMEOUT);
+                        // answered 408 or dropped, instead of holding its thread forever;
+                        // and responses are not held back by Nagle's algorithm.
+                        sock.set_client_options(CLIENT_TIMEOUT);
                         use util::RefinedTcpStream;
                         let (read_closable, write_closable) = match ssl {
                             None => RefinedTcpStream::new(sock),
