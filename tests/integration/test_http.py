@@ -449,6 +449,32 @@ def test_a_request_head_trickled_past_30s_gets_408(net, start):
     assert status == 200 and re.match(LINE, body.strip()) and daemon.alive()
 
 
+def test_connections_that_waited_for_a_thread_past_30s_are_dropped_at_once(net, start, nobody_dir):
+    # About 32 s. Where no more threads may start, a connection waits for a free one. Its
+    # head's 30 s counted from when a thread took it, not from accept, so each silent one
+    # that had waited got 30 s more: twice as many silent connections as threads kept a new
+    # caller waiting a minute, and a client reconnecting them every 30 s kept it out for good.
+    limit = ("prlimit", "--nproc=40:40", "--")
+    net.sysctl(net.daemon, "net.ipv4.ping_group_range=0 2147483647")
+    daemon = start(*SLOW, results=nobody_dir / "results.txt", prefix=limit + NOBODY).ready()
+    silent = [net.connect() for _ in range(100)]
+    opened = time.monotonic()
+    wait_until(lambda: "cannot start a thread" in daemon.text(), 5, "the thread limit reached")
+    time.sleep(max(0.0, opened + 31 - time.monotonic()))
+    asked = time.monotonic()
+    try:
+        status, _, body = net.request("GET", "/latency", timeout=5)
+    except TimeoutError:
+        pytest.fail("no answer within 5 s: the silent connections still hold the threads")
+    assert status == 200 and re.match(LINE, body.strip()), body
+    assert time.monotonic() - asked < 5
+    for conn in silent:
+        reply = reply_then_close(conn.sock, seconds=1)
+        conn.close()
+        assert reply.startswith(b"HTTP/1.1 408 "), reply
+    assert daemon.alive()
+
+
 def test_a_line_the_disk_cannot_take_is_not_served_as_stored(net, start, tmp_path):
     disk = tmp_path / "disk"
     disk.mkdir()
