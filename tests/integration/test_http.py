@@ -8,7 +8,8 @@ import time
 
 import pytest
 
-from lab import LINE, NOBODY, TARGET_IP, run, wait_until
+from callers import timed_calls
+from lab import DAEMON_IP, LINE, NOBODY, PORT, TARGET_IP, run, wait_until
 
 SLOW = ("--target", TARGET_IP, "--interval", "60s", "--timeout", "1s")
 
@@ -81,6 +82,22 @@ def test_results_are_the_file_and_tail_its_last_lines(net, start):
     for n, expected in ((2, lines[-2:]), (0, []), (100, lines)):
         status, _, body = net.request("GET", f"/latency-results?tail={n}")
         assert status == 200 and body.splitlines() == expected, (n, body)
+
+
+def test_keep_alive_answers_over_1_kib_are_not_held_back_for_a_delayed_ack(net, start, tmp_path):
+    # The server writes through a 1 KiB buffer, so a longer answer ends in a small segment.
+    # Without TCP_NODELAY the kernel held that segment back until the client's delayed ACK,
+    # about 40 ms later, on every call after the first on a keep-alive connection.
+    results = tmp_path / "state" / "results.txt"
+    results.parent.mkdir()
+    results.write_text("[2025-08-12 06:56:53] Latency: 0.27 ms\n" * 200)
+    start(*SLOW, results=results).ready()
+    calls = timed_calls(net.daemon, DAEMON_IP, PORT, "/latency-results?tail=30", callers=1,
+                        calls_each=50, within=20)
+    assert not calls.failures and len(calls.durations) == 50, (calls.failures, calls.summary())
+    median = calls.quantile(0.5)
+    # Far from both the ~40 ms wait and the ~0.1 ms call, so a busy machine cannot blur them.
+    assert median < 0.020, calls.summary()
 
 
 def test_results_are_empty_while_there_is_no_file(net, start):
@@ -430,6 +447,32 @@ def test_a_request_head_trickled_past_30s_gets_408(net, start):
     assert 28 < elapsed < 34, elapsed
     status, _, body = net.request("GET", "/latency")
     assert status == 200 and re.match(LINE, body.strip()) and daemon.alive()
+
+
+def test_connections_that_waited_for_a_thread_past_30s_are_dropped_at_once(net, start, nobody_dir):
+    # About 32 s. Where no more threads may start, a connection waits for a free one. Its
+    # head's 30 s counted from when a thread took it, not from accept, so each silent one
+    # that had waited got 30 s more: twice as many silent connections as threads kept a new
+    # caller waiting a minute, and a client reconnecting them every 30 s kept it out for good.
+    limit = ("prlimit", "--nproc=40:40", "--")
+    net.sysctl(net.daemon, "net.ipv4.ping_group_range=0 2147483647")
+    daemon = start(*SLOW, results=nobody_dir / "results.txt", prefix=limit + NOBODY).ready()
+    silent = [net.connect() for _ in range(100)]
+    opened = time.monotonic()
+    wait_until(lambda: "cannot start a thread" in daemon.text(), 5, "the thread limit reached")
+    time.sleep(max(0.0, opened + 31 - time.monotonic()))
+    asked = time.monotonic()
+    try:
+        status, _, body = net.request("GET", "/latency", timeout=5)
+    except TimeoutError:
+        pytest.fail("no answer within 5 s: the silent connections still hold the threads")
+    assert status == 200 and re.match(LINE, body.strip()), body
+    assert time.monotonic() - asked < 5
+    for conn in silent:
+        reply = reply_then_close(conn.sock, seconds=1)
+        conn.close()
+        assert reply.startswith(b"HTTP/1.1 408 "), reply
+    assert daemon.alive()
 
 
 def test_a_line_the_disk_cannot_take_is_not_served_as_stored(net, start, tmp_path):
