@@ -245,7 +245,8 @@ pub fn run(config: Config) -> Result<(), DaemonError> {
         }
         _ => None,
     };
-    server::start(http, Context { prober: prober.clone(), targets: target_names, store: store.clone() })?;
+    let serving =
+        server::start(http, Context { prober: prober.clone(), targets: target_names, store: store.clone() })?;
     if let Some(notifier) = &notifier {
         notifier.send(&format!(
             "READY=1\nSTATUS=probing {target_text} every {}",
@@ -278,6 +279,11 @@ pub fn run(config: Config) -> Result<(), DaemonError> {
     // The resolver is not waited for: a lookup in progress must not hold up the stop.
     drop(resolver);
     let prober_ended_well = prober_thread.is_none_or(|thread| join_within(thread, PROBER_STOP_WAIT));
+    // The callers still waiting for a line are being told the daemon is stopping (unless the
+    // prober is stuck with their lines, when nothing will come).
+    if prober_ended_well {
+        serving.settle(Instant::now() + ANSWERS_STOP_WAIT);
+    }
     if let Some(watchdog) = watchdog {
         watchdog.stop();
     }
@@ -360,6 +366,9 @@ fn reload(store: &Store, resolver: Option<&Resolver>) {
 /// How long a stop waits for the prober to finish: a write blocked on a hung filesystem must
 /// not hold the process past the second that users and systemd are promised.
 const PROBER_STOP_WAIT: Duration = Duration::from_millis(800);
+/// How long a stop then waits for `/latency` callers to be answered; with the prober's wait,
+/// still within the second.
+const ANSWERS_STOP_WAIT: Duration = Duration::from_millis(150);
 
 /// Whether the prober thread ended well within `wait`.
 fn join_within(thread: JoinHandle<bool>, wait: Duration) -> bool {

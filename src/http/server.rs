@@ -6,17 +6,18 @@ use std::fmt;
 use std::io::{self, Read};
 use std::net::{SocketAddr, TcpListener};
 use std::panic::{self, AssertUnwindSafe};
-use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{Duration, Instant};
 
-use log::{debug, error, warn};
+use log::{debug, error};
 use tiny_http::{Header, Response, StatusCode};
 
 use super::{ALLOW, Rejection, Request, Route, route};
 use crate::line::Name;
 use crate::prober::ProberHandle;
 use crate::store::Store;
+use crate::throttle::Throttle;
 
 /// Downloads of the results file served at once, so slow readers cannot hold every thread
 /// there may be; more get 503 and a Retry-After.
@@ -51,6 +52,10 @@ pub struct Context {
 struct Shared {
     context: Context,
     downloads: AtomicUsize,
+    /// A client asking for downloads while every slot is taken must not flood the journal.
+    refusal_log: Mutex<Throttle>,
+    /// `/latency` callers not yet answered.
+    probing: Arc<AtomicUsize>,
 }
 
 /// The listening socket, bound before the daemon starts anything else, so that a taken port
@@ -74,9 +79,15 @@ pub fn bind(addr: SocketAddr) -> Result<Bound, ServerError> {
 
 /// Starts serving. The server lives until the process exits: the prober alone writes the
 /// results file, so nothing an HTTP thread is doing at exit can tear a line.
-pub fn start(bound: Bound, context: Context) -> Result<(), ServerError> {
+pub fn start(bound: Bound, context: Context) -> Result<Serving, ServerError> {
     let Bound { listener, addr } = bound;
-    let shared = Shared { context, downloads: AtomicUsize::new(0) };
+    let probing = Arc::new(AtomicUsize::new(0));
+    let shared = Shared {
+        context,
+        downloads: AtomicUsize::new(0),
+        refusal_log: Mutex::new(Throttle::for_journal()),
+        probing: probing.clone(),
+    };
     let server = tiny_http::Server::from_listener_with_handler(listener, None, move |request| {
         // A panic answering one request must not cost tiny_http the connection's thread.
         if panic::catch_unwind(AssertUnwindSafe(|| handle(request, &shared))).is_err() {
@@ -86,7 +97,23 @@ pub fn start(bound: Bound, context: Context) -> Result<(), ServerError> {
     .map_err(|err| ServerError::Bind { addr, err: io::Error::other(err.to_string()) })?;
     // Dropping the server would stop it accepting connections.
     std::mem::forget(server);
-    Ok(())
+    Ok(Serving { probing })
+}
+
+/// The running server, as the daemon's stop sees it.
+pub struct Serving {
+    /// `/latency` callers waiting for their line or still being answered.
+    probing: Arc<AtomicUsize>,
+}
+
+impl Serving {
+    /// Waits, at most until `deadline`, for the `/latency` callers to be answered: once the
+    /// prober has stopped, each is being told so, and the process must not exit under them.
+    pub fn settle(&self, deadline: Instant) {
+        while self.probing.load(Ordering::Acquire) > 0 && Instant::now() < deadline {
+            std::thread::sleep(Duration::from_millis(1));
+        }
+    }
 }
 
 fn header(name: &str, value: &str) -> Header {
@@ -123,6 +150,7 @@ fn handle(request: tiny_http::Request, shared: &Shared) {
             respond(request, response);
         }
         Ok(Request { route: Route::Latency { target }, head }) => {
+            let _counted = Counted::new(&shared.probing);
             serve_latency(request, context, target, head)
         }
         Ok(Request { route: Route::Results { target, tail }, head }) => {
@@ -176,7 +204,13 @@ fn serve_results(
         return respond(request, response);
     }
     let Some(_slot) = Slot::take(&shared.downloads, MAX_DOWNLOADS) else {
-        warn!("{MAX_DOWNLOADS} downloads of the results file already running; answering 503");
+        // A panic elsewhere while logging leaves the throttle as usable as before.
+        let mut refusal_log = shared.refusal_log.lock().unwrap_or_else(PoisonError::into_inner);
+        refusal_log.warn(
+            Instant::now(),
+            format_args!("{MAX_DOWNLOADS} downloads of the results file already running; answering 503"),
+        );
+        drop(refusal_log);
         let busy = text(503, "too many downloads in progress; retry shortly\n".into())
             .with_header(header("Retry-After", "1"));
         return respond(request, busy);
@@ -186,6 +220,22 @@ fn serve_results(
 
 /// A download this short fits the socket buffers: it holds its thread for a moment only.
 const SHORT_DOWNLOAD: u64 = 64 * 1024;
+
+/// One more in a count while it lives (also through a panic).
+struct Counted<'a>(&'a AtomicUsize);
+
+impl<'a> Counted<'a> {
+    fn new(count: &'a AtomicUsize) -> Self {
+        count.fetch_add(1, Ordering::AcqRel);
+        Counted(count)
+    }
+}
+
+impl Drop for Counted<'_> {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Ordering::AcqRel);
+    }
+}
 
 /// One of a limited number of places, given back when dropped (also by a panic).
 struct Slot<'a>(&'a AtomicUsize);

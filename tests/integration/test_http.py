@@ -8,7 +8,8 @@ import time
 
 import pytest
 
-from lab import LINE, NOBODY, TARGET_IP, run, wait_until
+from callers import timed_calls
+from lab import DAEMON_IP, LINE, NOBODY, PORT, TARGET_IP, run, wait_until
 
 SLOW = ("--target", TARGET_IP, "--interval", "60s", "--timeout", "1s")
 
@@ -83,6 +84,22 @@ def test_results_are_the_file_and_tail_its_last_lines(net, start):
         assert status == 200 and body.splitlines() == expected, (n, body)
 
 
+def test_keep_alive_answers_over_1_kib_are_not_held_back_for_a_delayed_ack(net, start, tmp_path):
+    # The server writes through a 1 KiB buffer, so a longer answer ends in a small segment.
+    # Without TCP_NODELAY the kernel held that segment back until the client's delayed ACK,
+    # about 40 ms later, on every call after the first on a keep-alive connection.
+    results = tmp_path / "state" / "results.txt"
+    results.parent.mkdir()
+    results.write_text("[2025-08-12 06:56:53] Latency: 0.27 ms\n" * 200)
+    start(*SLOW, results=results).ready()
+    calls = timed_calls(net.daemon, DAEMON_IP, PORT, "/latency-results?tail=30", callers=1,
+                        calls_each=50, within=20)
+    assert not calls.failures and len(calls.durations) == 50, (calls.failures, calls.summary())
+    median = calls.quantile(0.5)
+    # Far from both the ~40 ms wait and the ~0.1 ms call, so a busy machine cannot blur them.
+    assert median < 0.020, calls.summary()
+
+
 def test_results_are_empty_while_there_is_no_file(net, start):
     daemon = start(*SLOW).ready()
     net.request("GET", "/latency")
@@ -117,12 +134,12 @@ def year_of_lines(path, count=525_600):
 
 
 def serving_a_year(start, tmp_path):
-    """A daemon serving a year-long results file: its path and size."""
+    """A daemon serving a year-long results file: its path, size and the daemon."""
     results = tmp_path / "state" / "results.txt"
     results.parent.mkdir()
     size = year_of_lines(results)
-    start(*SLOW, "--results", str(results)).ready()
-    return results, size
+    daemon = start(*SLOW, "--results", str(results)).ready()
+    return results, size, daemon
 
 
 def stalled_downloads(net, count):
@@ -432,6 +449,32 @@ def test_a_request_head_trickled_past_30s_gets_408(net, start):
     assert status == 200 and re.match(LINE, body.strip()) and daemon.alive()
 
 
+def test_connections_that_waited_for_a_thread_past_30s_are_dropped_at_once(net, start, nobody_dir):
+    # About 32 s. Where no more threads may start, a connection waits for a free one. Its
+    # head's 30 s counted from when a thread took it, not from accept, so each silent one
+    # that had waited got 30 s more: twice as many silent connections as threads kept a new
+    # caller waiting a minute, and a client reconnecting them every 30 s kept it out for good.
+    limit = ("prlimit", "--nproc=40:40", "--")
+    net.sysctl(net.daemon, "net.ipv4.ping_group_range=0 2147483647")
+    daemon = start(*SLOW, results=nobody_dir / "results.txt", prefix=limit + NOBODY).ready()
+    silent = [net.connect() for _ in range(100)]
+    opened = time.monotonic()
+    wait_until(lambda: "cannot start a thread" in daemon.text(), 5, "the thread limit reached")
+    time.sleep(max(0.0, opened + 31 - time.monotonic()))
+    asked = time.monotonic()
+    try:
+        status, _, body = net.request("GET", "/latency", timeout=5)
+    except TimeoutError:
+        pytest.fail("no answer within 5 s: the silent connections still hold the threads")
+    assert status == 200 and re.match(LINE, body.strip()), body
+    assert time.monotonic() - asked < 5
+    for conn in silent:
+        reply = reply_then_close(conn.sock, seconds=1)
+        conn.close()
+        assert reply.startswith(b"HTTP/1.1 408 "), reply
+    assert daemon.alive()
+
+
 def test_a_line_the_disk_cannot_take_is_not_served_as_stored(net, start, tmp_path):
     disk = tmp_path / "disk"
     disk.mkdir()
@@ -456,7 +499,7 @@ def test_a_line_the_disk_cannot_take_is_not_served_as_stored(net, start, tmp_pat
 
 
 def test_a_download_cut_short_by_copytruncate_fails_visibly(net, start, tmp_path):
-    results, size = serving_a_year(start, tmp_path)
+    results, size, _ = serving_a_year(start, tmp_path)
     conn = net.connect()
     # A fixed receive buffer: with the daemon's send buffer, far less than the file is in
     # flight when it is truncated.
@@ -474,11 +517,21 @@ def test_a_download_cut_short_by_copytruncate_fails_visibly(net, start, tmp_path
 
 
 def test_long_downloads_are_limited_but_tails_are_not(net, start, tmp_path):
-    results, _ = serving_a_year(start, tmp_path)
+    results, _, daemon = serving_a_year(start, tmp_path)
     stalled = stalled_downloads(net, 32)
     time.sleep(0.5)
     status, headers, body = net.request("GET", "/latency-results")
     assert status == 503 and headers["Retry-After"] == "1" and "too many downloads" in body, status
+    # A client asking again and again must not flood the journal: 20 lines a minute at most.
+    conn = net.connect()
+    for _ in range(200):
+        conn.request("GET", "/latency-results")
+        response = conn.getresponse()
+        response.read()
+        assert response.status == 503
+    conn.close()
+    refusals = daemon.text().count("downloads of the results file already running")
+    assert 1 <= refusals <= 20, f"{refusals} refusals logged"
     status, _, body = net.request("GET", "/latency-results?tail=2")
     assert status == 200 and body.count("\n") == 2, body
     for conn in stalled:

@@ -4,6 +4,8 @@ import os
 import re
 import signal
 import socket
+import subprocess
+import sys
 import time
 from pathlib import Path
 
@@ -24,6 +26,32 @@ def test_sigterm_and_sigint_stop_within_a_second_with_whole_lines(net, start, tm
         text = daemon.results.read_text()
         assert text.endswith("\n") and all(re.match(LINE, line) for line in text.splitlines())
         assert f"stopping on {sig.name}" in daemon.text() and "stopped" in daemon.text()
+
+
+def test_callers_waiting_at_a_stop_are_told_why(net, start, responder):
+    # The replies never come: at SIGTERM a hundred callers are waiting for their lines. Each is
+    # told the daemon is stopping, rather than left with a connection closed unanswered.
+    responder("--mode", "drop")
+    daemon = start("--target", TARGET_IP, "--interval", "10s", "--timeout", "5s").ready()
+    connections = [net.connect() for _ in range(100)]
+    for conn in connections:
+        conn.request("GET", "/latency")
+    time.sleep(0.5)
+    # Busy cores make the answers slow to go out, as on a loaded host.
+    hogs = [subprocess.Popen([sys.executable, "-c", "while True: pass"]) for _ in range(4)]
+    try:
+        began = time.monotonic()
+        assert daemon.stop(signal.SIGTERM) == 0
+        assert time.monotonic() - began < 1.0
+    finally:
+        for hog in hogs:
+            hog.kill()
+            hog.wait()
+    answers = []
+    for conn in connections:
+        response = conn.getresponse()
+        answers.append((response.status, response.read().decode()))
+    assert all(status == 503 and "the daemon is stopping" in body for status, body in answers), answers
 
 
 def test_a_stuck_prober_does_not_hold_up_the_stop(net, start):

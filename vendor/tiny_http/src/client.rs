@@ -44,6 +44,10 @@ pub struct ClientConnection {
 
     // latency patch: when the head being read must be complete, shared with the read stream
     head_deadline: HeadDeadline,
+
+    // latency patch: when the first head must be complete, counted from accept; taken by
+    // the first `read`
+    first_head_deadline: Option<Instant>,
 }
 
 /// Error that can happen when reading a request.
@@ -65,9 +69,11 @@ enum ReadError {
 
 impl ClientConnection {
     /// Creates a new `ClientConnection` that takes ownership of the `TcpStream`.
+    /// latency patch: `accepted` is when the connection was accepted.
     pub fn new(
         write_socket: RefinedTcpStream,
         mut read_socket: RefinedTcpStream,
+        accepted: Instant,
     ) -> ClientConnection {
         let remote_addr = read_socket.peer_addr();
         let secure = read_socket.secure();
@@ -84,6 +90,7 @@ impl ClientConnection {
             no_more_requests: false,
             secure,
             head_deadline,
+            first_head_deadline: Some(accepted + crate::HEAD_TIMEOUT),
         }
     }
 
@@ -135,8 +142,15 @@ impl ClientConnection {
     /// Blocks until the header has been read.
     fn read(&mut self) -> Result<Request, ReadError> {
         // latency patch: the whole head must arrive in time; the per-read timeout alone let a
-        // client sending a byte now and then hold the connection's thread forever.
-        *self.head_deadline.lock().unwrap() = Some(Instant::now() + crate::HEAD_TIMEOUT);
+        // client sending a byte now and then hold the connection's thread forever. The first
+        // head's time counts from accept: counted from when a thread got to the connection,
+        // a connection that had waited for one (no new thread could start) got its time
+        // anew, so silent connections queued behind the threads kept them for good.
+        let deadline = self
+            .first_head_deadline
+            .take()
+            .unwrap_or_else(|| Instant::now() + crate::HEAD_TIMEOUT);
+        *self.head_deadline.lock().unwrap() = Some(deadline);
 
         let (method, path, version, headers) = {
             // reading the request line

@@ -127,8 +127,8 @@ mod util;
 
 /// latency patch: the longest a client may stay silent, or leave a response unread.
 const CLIENT_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(30);
-/// latency patch: the longest a request head may take to arrive, counted from when the
-/// connection is ready for it, however often the client sends a byte.
+/// latency patch: the longest a request head may take to arrive, however often the client
+/// sends a byte: counted from accept for the first, from the answer before for the others.
 const HEAD_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(30);
 
 /// The main class of this library.
@@ -322,9 +322,12 @@ impl Server {
             while !inside_close_trigger.load(Relaxed) {
                 let new_client = match server.accept() {
                     Ok((sock, _)) => {
+                        // latency patch: the first request head's 30 s count from here.
+                        let accepted = std::time::Instant::now();
                         // latency patch: a client silent or not reading for this long is
-                        // answered 408 or dropped, instead of holding its thread forever.
-                        sock.set_timeouts(CLIENT_TIMEOUT);
+                        // answered 408 or dropped, instead of holding its thread forever;
+                        // and responses are not held back by Nagle's algorithm.
+                        sock.set_client_options(CLIENT_TIMEOUT);
                         use util::RefinedTcpStream;
                         let (read_closable, write_closable) = match ssl {
                             None => RefinedTcpStream::new(sock),
@@ -343,7 +346,7 @@ impl Server {
                             Some(ref _ssl) => unreachable!(),
                         };
 
-                        Ok(ClientConnection::new(write_closable, read_closable))
+                        Ok(ClientConnection::new(write_closable, read_closable, accepted))
                     }
                     Err(e) => Err(e),
                 };
