@@ -7,10 +7,11 @@ from ten keep-alive callers of our own (p50, p99, p99.9, max, calls over 100 ms:
 is a tail, invisible in a rate); one GET of a year of
 results (525,600 lines) and the memory it adds; the median RTT against iputils ping on the
 same path (our scheduled probes and ping's, both every 100 ms, side by side), idle and with
-both cores busy; and the same for Debian's prometheus-blackbox-exporter ICMP probe. The daemon
-runs with the environment its systemd unit gives it. Nothing here is asserted: the figures are printed,
-with the targets beside them, for a person to read. `--runs N` repeats the whole run and prints
-each figure's minimum, median and maximum over the runs.
+both cores busy, and idle over IPv6; and the same for Debian's prometheus-blackbox-exporter
+ICMP probe. The daemon runs with the environment its systemd unit gives it. Nothing here is
+asserted: the figures are printed, with the targets beside them, for a person to read.
+`--runs N` repeats the whole run and prints each figure's minimum, median and maximum over the
+runs.
 """
 import argparse
 import json
@@ -27,7 +28,7 @@ from urllib.parse import urlsplit
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
 from callers import timed_calls  # noqa: E402
-from lab import DAEMON_IP, PORT, ROOT, TARGET_IP, Daemon, Namespaces, Process, wait_until  # noqa: E402
+from lab import DAEMON_IP, PORT, ROOT, TARGET_IP, TARGET_IP6, Daemon, Namespaces, Process, wait_until  # noqa: E402
 
 RELEASE = ROOT / "target" / "release" / "latency"
 BLACKBOX_PORT = 9115
@@ -68,16 +69,17 @@ def wrk(net: Namespaces, url: str) -> float:
     return float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1))
 
 
-def ping_rtts(net: Namespaces) -> list:
-    out = net.exec(net.daemon, "ping", "-n", "-c", str(SAMPLES), "-i", "0.1", TARGET_IP).stdout
+def ping_rtts(net: Namespaces, target: str) -> list:
+    family = "-6" if ":" in target else "-4"
+    out = net.exec(net.daemon, "ping", family, "-n", "-c", str(SAMPLES), "-i", "0.1", target).stdout
     return [float(m) * 1000 for m in re.findall(r"time=([\d.]+) ms", out)]
 
 
-def side_by_side(net: Namespaces, daemon: Daemon) -> tuple:
+def side_by_side(net: Namespaces, daemon: Daemon, target: str) -> tuple:
     """RTTs in µs from the daemon's scheduled probes (its debug log has µs) and from ping,
-    both every 100 ms over the same 20 s on the same path."""
+    both every 100 ms to `target` over the same 20 s on the same path."""
     before = len(daemon.text())
-    ping = ping_rtts(net)
+    ping = ping_rtts(net, target)
     ours = [float(m) for m in re.findall(r"reply from \S+ to probe \d+: (\d+) µs", daemon.text()[before:])]
     return ours, ping
 
@@ -147,13 +149,20 @@ def measure_latency(net: Namespaces, tmp: Path, figures: dict):
 
     daemon = Daemon(net, tmp, "--target", TARGET_IP, "--interval", "100ms", "--timeout", "90ms",
                     env={**environment, "RUST_LOG": "debug"}, binary=RELEASE).ready()
-    ours, ping = side_by_side(net, daemon)
+    ours, ping = side_by_side(net, daemon, TARGET_IP)
     figures["latency RTT median idle"] = median(ours)
     figures["ping RTT median idle"] = median(ping)
     with BusyCores():
-        ours, ping = side_by_side(net, daemon)
+        ours, ping = side_by_side(net, daemon, TARGET_IP)
     figures["latency RTT median busy"] = median(ours)
     figures["ping RTT median busy"] = median(ping)
+    daemon.stop()
+
+    daemon = Daemon(net, tmp, "--target", TARGET_IP6, "--interval", "100ms", "--timeout", "90ms",
+                    env={**environment, "RUST_LOG": "debug"}, binary=RELEASE).ready()
+    ours, ping = side_by_side(net, daemon, TARGET_IP6)
+    figures["latency RTT median idle (IPv6)"] = median(ours)
+    figures["ping RTT median idle (IPv6)"] = median(ping)
     daemon.stop()
 
     results = tmp / "year" / "results.txt"
