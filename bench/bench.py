@@ -250,6 +250,13 @@ def measure_targets(net: Namespaces, tmp: Path, figures: dict):
     net.add_address(net.daemon, "203.0.113.1")
     net.add_address(net.target, *targets)
     label = f"{TARGETS} targets"
+    ours = targets_latency(net, tmp, targets, f"latency {label}", figures)
+    theirs = targets_fping(net, tmp, targets, f"fping {label}", figures)
+    figures[f"{label}: CPU per probe, latency / fping"] = ours / theirs
+
+
+def targets_latency(net: Namespaces, tmp: Path, targets: list, name: str, figures: dict) -> float:
+    """The daemon's figures with `targets`; returns its CPU ms per 1,000 probes."""
     fulls = neighbour_table_fulls()
     # A results file of its own: the other parts' probes are no part of the count. And
     # LATENCY_TARGET, not --target: a thousand flags make a long command line.
@@ -262,19 +269,25 @@ def measure_targets(net: Namespaces, tmp: Path, figures: dict):
     time.sleep(TARGETS_SECONDS)
     elapsed, cpu = time.monotonic() - began, cpu_seconds(pid) - cpu
     probes, grown = (now - then for now, then in zip(results_so_far(daemon.results), (lines, size)))
-    figures[f"latency {label}: probes/s"] = round(probes / elapsed, 1)
-    ours = figures[f"latency {label}: CPU ms per 1000 probes"] = cpu / probes * 1e6
-    figures[f"latency {label}: RSS"] = rss_kib(pid)
-    figures[f"latency {label}: RSS peak"] = rss_kib(pid, "VmHWM")
-    figures[f"latency {label}: ICMP socket drops"] = socket_drops(net)
+    figures[f"{name}: probes/s"] = round(probes / elapsed, 1)
+    figures[f"{name}: CPU ms per 1000 probes"] = cpu / probes * 1e6
+    figures[f"{name}: RSS"] = rss_kib(pid)
+    figures[f"{name}: RSS peak"] = rss_kib(pid, "VmHWM")
+    figures[f"{name}: ICMP socket drops"] = socket_drops(net)
     daemon.stop()
     data = daemon.results.read_bytes()
-    figures[f"latency {label}: probes in all"] = data.count(b"\n")
-    figures[f"latency {label}: timeouts"] = data.count(b" Latency: timeout\n")
-    figures[f"latency {label}: lines per day"] = round(probes / elapsed * 86400)
-    figures[f"latency {label}: MB per day"] = grown / elapsed * 86400 / 1e6
-    figures[f"latency {label}: neighbour tables full"] = neighbour_table_fulls() - fulls
+    figures[f"{name}: probes in all"] = data.count(b"\n")
+    figures[f"{name}: timeouts"] = data.count(b" Latency: timeout\n")
+    figures[f"{name}: lines per day"] = round(probes / elapsed * 86400)
+    figures[f"{name}: MB per day"] = grown / elapsed * 86400 / 1e6
+    figures[f"{name}: neighbour tables full"] = neighbour_table_fulls() - fulls
+    return figures[f"{name}: CPU ms per 1000 probes"]
 
+
+def targets_fping(net: Namespaces, tmp: Path, targets: list, name: str, figures: dict) -> float:
+    """fping's figures with `targets`, at the daemon's rate; returns its CPU ms per 1,000
+    probes. It prints a line per probe: `ADDR : [SEQ], 64 bytes, 0.05 ms (…)` or, since 5.0,
+    `ADDR : [SEQ], timed out (…)`."""
     listing = tmp / "targets.txt"
     listing.write_text("\n".join(targets) + "\n")
     fulls = neighbour_table_fulls()
@@ -282,25 +295,28 @@ def measure_targets(net: Namespaces, tmp: Path, figures: dict):
     fping = Process(["ip", "netns", "exec", net.daemon, "fping", "--loop", "--period=1000",
                      f"--interval={FPING_INTERVAL}", "--timeout=500", f"--file={listing}"], tmp / "fping.log")
     pid = fping.proc.pid
+
+    def probes():
+        return len(re.findall(r" : \[\d+\], ", fping.text()))
+
     time.sleep(TARGETS_WARMUP)
-    replies = lambda: len(re.findall(r" bytes, [\d.]+ ms", fping.text()))  # noqa: E731
-    began, cpu, received = time.monotonic(), cpu_seconds(pid), replies()
+    began, cpu, sent = time.monotonic(), cpu_seconds(pid), probes()
     time.sleep(TARGETS_SECONDS)
-    elapsed, cpu, received = time.monotonic() - began, cpu_seconds(pid) - cpu, replies() - received
-    figures[f"fping {label}: probes/s"] = round(received / elapsed, 1)
-    theirs = figures[f"fping {label}: CPU ms per 1000 probes"] = cpu / received * 1e6
-    figures[f"fping {label}: RSS"] = rss_kib(pid)
-    figures[f"fping {label}: RSS peak"] = rss_kib(pid, "VmHWM")
-    figures[f"fping {label}: ICMP socket drops"] = socket_drops(net)
+    elapsed, cpu, sent = time.monotonic() - began, cpu_seconds(pid) - cpu, probes() - sent
+    figures[f"{name}: probes/s"] = round(sent / elapsed, 1)
+    figures[f"{name}: CPU ms per 1000 probes"] = cpu / sent * 1e6
+    figures[f"{name}: RSS"] = rss_kib(pid)
+    figures[f"{name}: RSS peak"] = rss_kib(pid, "VmHWM")
+    figures[f"{name}: ICMP socket drops"] = socket_drops(net)
     # On SIGINT fping prints each target's `xmt/rcv/%loss = 65/65/0%` and ends.
     fping.stop(signal.SIGINT)
     counts = [(int(sent), int(got)) for sent, got in re.findall(r"xmt/rcv/%loss = (\d+)/(\d+)/", fping.text())]
-    if len(counts) != TARGETS:
-        print(f"  warning: fping summed up {len(counts)} targets, not {TARGETS}: {fping.log}")
-    figures[f"fping {label}: probes in all"] = sum(sent for sent, _ in counts)
-    figures[f"fping {label}: timeouts"] = sum(sent - got for sent, got in counts)
-    figures[f"fping {label}: neighbour tables full"] = neighbour_table_fulls() - fulls
-    figures[f"{label}: CPU per probe, latency / fping"] = ours / theirs
+    if len(counts) != len(targets):
+        print(f"  warning: fping summed up {len(counts)} targets, not {len(targets)}: {fping.log}")
+    figures[f"{name}: probes in all"] = sum(sent for sent, _ in counts)
+    figures[f"{name}: timeouts"] = sum(sent - got for sent, got in counts)
+    figures[f"{name}: neighbour tables full"] = neighbour_table_fulls() - fulls
+    return figures[f"{name}: CPU ms per 1000 probes"]
 
 
 def measure_blackbox(net: Namespaces, tmp: Path, figures: dict):
