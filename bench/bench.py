@@ -244,8 +244,9 @@ def results_so_far(path: Path) -> tuple:
 
 def measure_targets(net: Namespaces, tmp: Path, figures: dict):
     """TARGETS targets once a second, answered by the target's kernel: the daemon, then fping
-    over the same targets on the same path. CPU and output are counted over TARGETS_SECONDS
-    after a warm-up; lost probes over the whole run."""
+    over the same targets on the same path. One after the other: a raw ICMP socket gets a
+    copy of every echo reply in its namespace, so each would pay for the other's. CPU and
+    output are counted over TARGETS_SECONDS after a warm-up; lost probes over the whole run."""
     targets = many_targets()
     net.add_address(net.daemon, "203.0.113.1")
     net.add_address(net.target, *targets)
