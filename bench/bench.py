@@ -1,21 +1,25 @@
 #!/usr/bin/env python3
 """Benchmarks latency against its peers on the two-host lab (tests/lab.py) and prints figures.
 
-Measures, in one run on one veth pair: resident memory idle and after load; /latency
-requests per second under `wrk -c10` and the echo requests they cost; the time of every call
-from ten keep-alive callers of our own (p50, p99, p99.9, max, calls over 100 ms: a rare stall
-is a tail, invisible in a rate); one GET of a year of
-results (525,600 lines) and the memory it adds; the median RTT against iputils ping on the
+Measures, in one run, each part on a veth pair of its own: resident memory idle and after
+load; /latency requests per second under `wrk -c10` and the echo requests they cost; the time
+of every call from ten keep-alive callers of our own (p50, p99, p99.9, max, calls over 100 ms:
+a rare stall is a tail, invisible in a rate); one GET of a year of results (525,600 lines) and
+the memory it adds; the median RTT against iputils ping on the
 same path (our scheduled probes and ping's, both every 100 ms, side by side), idle and with
-both cores busy; and the same for Debian's prometheus-blackbox-exporter ICMP probe. The daemon
-runs with the environment its systemd unit gives it. Nothing here is asserted: the figures are printed,
-with the targets beside them, for a person to read. `--runs N` repeats the whole run and prints
-each figure's minimum, median and maximum over the runs.
+both cores busy, and idle over IPv6; the same for Debian's prometheus-blackbox-exporter ICMP
+probe; and, with 1,000 targets (half IPv4, half IPv6) probed once a second, the daemon's CPU
+time per probe, memory, lost probes and results written per day, beside fping looping over the
+same targets at the same rate. The daemon runs with the environment its systemd unit gives it.
+Nothing here is asserted: the figures are printed, with the targets beside them, for a person
+to read. `--only PART` runs some parts only; `--runs N` repeats the whole run and prints each
+figure's minimum, median and maximum over the runs.
 """
 import argparse
 import json
 import os
 import re
+import signal
 import statistics
 import subprocess
 import sys
@@ -27,7 +31,7 @@ from urllib.parse import urlsplit
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
 from callers import timed_calls  # noqa: E402
-from lab import DAEMON_IP, PORT, ROOT, TARGET_IP, Daemon, Namespaces, Process, wait_until  # noqa: E402
+from lab import DAEMON_IP, PORT, ROOT, TARGET_IP, TARGET_IP6, Daemon, Namespaces, Process, wait_until  # noqa: E402
 
 RELEASE = ROOT / "target" / "release" / "latency"
 BLACKBOX_PORT = 9115
@@ -35,6 +39,13 @@ SAMPLES = 200
 WRK_SECONDS = int(os.environ.get("WRK_SECONDS", "10"))
 CALLERS = 10
 YEAR = 525_600
+TARGETS = 1000
+TARGETS_SECONDS = int(os.environ.get("TARGETS_SECONDS", "60"))
+# Before the measured window: every target has had its first probe and its neighbour entry.
+TARGETS_WARMUP = 5
+# fping's least time in ms between two packets to any targets. Its default of 10 ms would
+# take 10 s a round of 1,000; at 1 ms, with no slack, it keeps up only about 850 a second.
+FPING_INTERVAL = "0.5"
 
 
 def unit_environment() -> dict:
@@ -68,16 +79,17 @@ def wrk(net: Namespaces, url: str) -> float:
     return float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1))
 
 
-def ping_rtts(net: Namespaces) -> list:
-    out = net.exec(net.daemon, "ping", "-n", "-c", str(SAMPLES), "-i", "0.1", TARGET_IP).stdout
+def ping_rtts(net: Namespaces, target: str) -> list:
+    family = "-6" if ":" in target else "-4"
+    out = net.exec(net.daemon, "ping", family, "-n", "-c", str(SAMPLES), "-i", "0.1", target).stdout
     return [float(m) * 1000 for m in re.findall(r"time=([\d.]+) ms", out)]
 
 
-def side_by_side(net: Namespaces, daemon: Daemon) -> tuple:
+def side_by_side(net: Namespaces, daemon: Daemon, target: str) -> tuple:
     """RTTs in µs from the daemon's scheduled probes (its debug log has µs) and from ping,
-    both every 100 ms over the same 20 s on the same path."""
+    both every 100 ms to `target` over the same 20 s on the same path."""
     before = len(daemon.text())
-    ping = ping_rtts(net)
+    ping = ping_rtts(net, target)
     ours = [float(m) for m in re.findall(r"reply from \S+ to probe \d+: (\d+) µs", daemon.text()[before:])]
     return ours, ping
 
@@ -147,13 +159,20 @@ def measure_latency(net: Namespaces, tmp: Path, figures: dict):
 
     daemon = Daemon(net, tmp, "--target", TARGET_IP, "--interval", "100ms", "--timeout", "90ms",
                     env={**environment, "RUST_LOG": "debug"}, binary=RELEASE).ready()
-    ours, ping = side_by_side(net, daemon)
+    ours, ping = side_by_side(net, daemon, TARGET_IP)
     figures["latency RTT median idle"] = median(ours)
     figures["ping RTT median idle"] = median(ping)
     with BusyCores():
-        ours, ping = side_by_side(net, daemon)
+        ours, ping = side_by_side(net, daemon, TARGET_IP)
     figures["latency RTT median busy"] = median(ours)
     figures["ping RTT median busy"] = median(ping)
+    daemon.stop()
+
+    daemon = Daemon(net, tmp, "--target", TARGET_IP6, "--interval", "100ms", "--timeout", "90ms",
+                    env={**environment, "RUST_LOG": "debug"}, binary=RELEASE).ready()
+    ours, ping = side_by_side(net, daemon, TARGET_IP6)
+    figures["latency RTT median idle (IPv6)"] = median(ours)
+    figures["ping RTT median idle (IPv6)"] = median(ping)
     daemon.stop()
 
     results = tmp / "year" / "results.txt"
@@ -184,6 +203,123 @@ def measure_latency(net: Namespaces, tmp: Path, figures: dict):
     daemon.stop()
 
 
+def many_targets() -> list:
+    """TARGETS addresses for the target's end of the link, IPv4 and IPv6 by turns. IPv4 takes
+    198.51.100.0/24 after the two lab hosts (252), then 203.0.113.0/24. Each family's
+    neighbour table then holds about 500 of the host's entries (the tables are shared by
+    every namespace), under the kernel's gc_thresh2 (512), past which a new entry evicts
+    others."""
+    v4 = [f"198.51.100.{i}" for i in range(3, 255)] + [f"203.0.113.{i}" for i in range(2, 255)]
+    v6 = [f"2001:db8:51::1:{i:x}" for i in range(TARGETS // 2)]
+    return [ip for pair in zip(v4, v6) for ip in pair]
+
+
+def cpu_seconds(pid: int) -> float:
+    """User plus system CPU time used so far by all threads of `pid`."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rpartition(")")[2].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def socket_drops(net: Namespaces) -> int:
+    """Packets the kernel dropped on the ICMP sockets open in the daemon's namespace, a full
+    receive buffer most often: the last column of /proc/net/{raw,raw6,icmp,icmp6}."""
+    out = net.exec(net.daemon, "cat", "/proc/net/raw", "/proc/net/raw6", "/proc/net/icmp", "/proc/net/icmp6").stdout
+    return sum(int(row.split()[-1]) for row in out.splitlines() if row.split()[0] != "sl")
+
+
+def neighbour_table_fulls() -> int:
+    """How often the host's ARP and NDP tables have been full so far (a send then fails)."""
+    total = 0
+    for table in ("arp_cache", "ndisc_cache"):
+        rows = Path(f"/proc/net/stat/{table}").read_text().splitlines()
+        column = rows[0].split().index("table_fulls")
+        total += sum(int(row.split()[column], 16) for row in rows[1:])
+    return total
+
+
+def results_so_far(path: Path) -> tuple:
+    data = path.read_bytes()
+    return data.count(b"\n"), len(data)
+
+
+def measure_targets(net: Namespaces, tmp: Path, figures: dict):
+    """TARGETS targets once a second, answered by the target's kernel: the daemon, then fping
+    over the same targets on the same path. One after the other: a raw ICMP socket gets a
+    copy of every echo reply in its namespace, so each would pay for the other's. CPU and
+    output are counted over TARGETS_SECONDS after a warm-up; lost probes over the whole run."""
+    targets = many_targets()
+    net.add_address(net.daemon, "203.0.113.1")
+    net.add_address(net.target, *targets)
+    label = f"{TARGETS} targets"
+    ours = targets_latency(net, tmp, targets, f"latency {label}", figures)
+    theirs = targets_fping(net, tmp, targets, f"fping {label}", figures)
+    figures[f"{label}: CPU per probe, latency / fping"] = ours / theirs
+
+
+def targets_latency(net: Namespaces, tmp: Path, targets: list, name: str, figures: dict) -> float:
+    """The daemon's figures with `targets`; returns its CPU ms per 1,000 probes."""
+    fulls = neighbour_table_fulls()
+    # A results file of its own: the other parts' probes are no part of the count. And
+    # LATENCY_TARGET, not --target: a thousand flags make a long command line.
+    daemon = Daemon(net, tmp, "--interval", "1s", "--timeout", "500ms", binary=RELEASE,
+                    results=tmp / "targets" / "results.txt",
+                    env={**unit_environment(), "RUST_LOG": "warn", "LATENCY_TARGET": ",".join(targets)}).ready()
+    pid = daemon.proc.pid
+    time.sleep(TARGETS_WARMUP)
+    began, cpu, (lines, size) = time.monotonic(), cpu_seconds(pid), results_so_far(daemon.results)
+    time.sleep(TARGETS_SECONDS)
+    elapsed, cpu = time.monotonic() - began, cpu_seconds(pid) - cpu
+    probes, grown = (now - then for now, then in zip(results_so_far(daemon.results), (lines, size)))
+    figures[f"{name}: probes/s"] = round(probes / elapsed, 1)
+    figures[f"{name}: CPU ms per 1000 probes"] = cpu / probes * 1e6
+    figures[f"{name}: RSS"] = rss_kib(pid)
+    figures[f"{name}: RSS peak"] = rss_kib(pid, "VmHWM")
+    figures[f"{name}: ICMP socket drops"] = socket_drops(net)
+    daemon.stop()
+    data = daemon.results.read_bytes()
+    figures[f"{name}: probes in all"] = data.count(b"\n")
+    figures[f"{name}: timeouts"] = data.count(b" Latency: timeout\n")
+    figures[f"{name}: lines per day"] = round(probes / elapsed * 86400)
+    figures[f"{name}: MB per day"] = grown / elapsed * 86400 / 1e6
+    figures[f"{name}: neighbour tables full"] = neighbour_table_fulls() - fulls
+    return figures[f"{name}: CPU ms per 1000 probes"]
+
+
+def targets_fping(net: Namespaces, tmp: Path, targets: list, name: str, figures: dict) -> float:
+    """fping's figures with `targets`, at the daemon's rate; returns its CPU ms per 1,000
+    probes. It prints a line per probe: `ADDR : [SEQ], 64 bytes, 0.05 ms (…)` or, since 5.0,
+    `ADDR : [SEQ], timed out (…)`."""
+    listing = tmp / "targets.txt"
+    listing.write_text("\n".join(targets) + "\n")
+    fulls = neighbour_table_fulls()
+    # One fping for both families: since 4.0 it opens an IPv4 and an IPv6 socket as needed.
+    fping = Process(["ip", "netns", "exec", net.daemon, "fping", "--loop", "--period=1000",
+                     f"--interval={FPING_INTERVAL}", "--timeout=500", f"--file={listing}"], tmp / "fping.log")
+    pid = fping.proc.pid
+
+    def probes():
+        return len(re.findall(r" : \[\d+\], ", fping.text()))
+
+    time.sleep(TARGETS_WARMUP)
+    began, cpu, sent = time.monotonic(), cpu_seconds(pid), probes()
+    time.sleep(TARGETS_SECONDS)
+    elapsed, cpu, sent = time.monotonic() - began, cpu_seconds(pid) - cpu, probes() - sent
+    figures[f"{name}: probes/s"] = round(sent / elapsed, 1)
+    figures[f"{name}: CPU ms per 1000 probes"] = cpu / sent * 1e6
+    figures[f"{name}: RSS"] = rss_kib(pid)
+    figures[f"{name}: RSS peak"] = rss_kib(pid, "VmHWM")
+    figures[f"{name}: ICMP socket drops"] = socket_drops(net)
+    # On SIGINT fping prints each target's `xmt/rcv/%loss = 65/65/0%` and ends.
+    fping.stop(signal.SIGINT)
+    counts = [(int(sent), int(got)) for sent, got in re.findall(r"xmt/rcv/%loss = (\d+)/(\d+)/", fping.text())]
+    if len(counts) != len(targets):
+        print(f"  warning: fping summed up {len(counts)} targets, not {len(targets)}: {fping.log}")
+    figures[f"{name}: probes in all"] = sum(sent for sent, _ in counts)
+    figures[f"{name}: timeouts"] = sum(sent - got for sent, got in counts)
+    figures[f"{name}: neighbour tables full"] = neighbour_table_fulls() - fulls
+    return figures[f"{name}: CPU ms per 1000 probes"]
+
+
 def measure_blackbox(net: Namespaces, tmp: Path, figures: dict):
     config = tmp / "blackbox.yml"
     config.write_text("modules:\n  icmp:\n    prober: icmp\n    timeout: 1s\n"
@@ -210,14 +346,24 @@ def measure_blackbox(net: Namespaces, tmp: Path, figures: dict):
         blackbox.stop()
 
 
-def measure(tmp: Path) -> dict:
+# Each part runs on a lab of its own; beside it, the targets its figures are read against.
+PARTS = {
+    "latency": (measure_latency, "RSS <= 4096 KiB; a year of results adds <= 1024 KiB; RTT median within "
+                                 "10 µs of ping's; >= 5000 /latency requests/s; no call over 100 ms"),
+    "blackbox": (measure_blackbox, None),
+    "targets": (measure_targets, f"with {TARGETS} targets: CPU per probe within 2x fping's (ratio <= 2); "
+                                 "RSS <= 8192 KiB; no timeouts"),
+}
+
+
+def measure(tmp: Path, parts: list) -> dict:
     figures = {}
-    net = Namespaces()
-    try:
-        measure_latency(net, tmp, figures)
-        measure_blackbox(net, tmp, figures)
-    finally:
-        net.remove()
+    for part in parts:
+        net = Namespaces()
+        try:
+            PARTS[part][0](net, tmp, figures)
+        finally:
+            net.remove()
     return figures
 
 
@@ -228,7 +374,11 @@ def show(value) -> str:
 def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--runs", type=int, default=1, help="repeat the whole run; print min / median / max")
-    runs = parser.parse_args().runs
+    parser.add_argument("--only", action="append", choices=PARTS,
+                        help="run this part only (repeat for several); by default all, in this order: "
+                             + ", ".join(PARTS))
+    args = parser.parse_args()
+    runs, parts = args.runs, args.only or list(PARTS)
     if not RELEASE.exists():
         sys.exit(f"{RELEASE} missing: run cargo build --release")
     tmp = Path(tempfile.mkdtemp(prefix="latency-bench-"))
@@ -236,7 +386,7 @@ def main():
     for run in range(runs):
         run_dir = tmp / f"run{run + 1}"
         run_dir.mkdir()
-        results.append(measure(run_dir))
+        results.append(measure(run_dir, parts))
         if runs > 1:
             print(f"run {run + 1} of {runs} done", file=sys.stderr)
     width = max(map(len, results[0]))
@@ -249,8 +399,10 @@ def main():
         else:
             print(f"{name:<{width}}  {show(min(values)):>10}  {show(statistics.median(values)):>10}  "
                   f"{show(max(values)):>10}")
-    print("\ntargets: RSS <= 4096 KiB; a year of results adds <= 1024 KiB; RTT median within 10 µs of "
-          "ping's; >= 5000 /latency requests/s; no call over 100 ms")
+    print("\ntargets:")
+    for part in parts:
+        if PARTS[part][1]:
+            print(f"  {PARTS[part][1]}")
     (tmp / "figures.json").write_text(json.dumps(results, indent=1, ensure_ascii=False))
     print(f"figures of every run: {tmp / 'figures.json'}")
 
