@@ -96,18 +96,19 @@ def test_one_unresolvable_name_among_several_gets_timeouts_and_a_reason(net, sta
 
 
 def hosts_file(tmp_path, text):
+    """A hosts file of the test's own holding `text`, and the prefix that runs the daemon
+    with it bind-mounted over /etc/hosts in a mount namespace of its own."""
     path = tmp_path / "hosts"
     path.write_text(text)
-    return path
+    prefix = ("unshare", "--mount", "--propagation", "private", "sh", "-c",
+              f'mount --bind "{path}" /etc/hosts && exec "$0" "$@"')
+    return path, prefix
 
 
 def test_a_name_that_moves_is_followed_and_one_that_stops_resolving_keeps_its_address(
         net, start, tmp_path):
     net.add_address(net.target, SECOND_IP)
-    hosts = hosts_file(tmp_path, f"127.0.0.1 localhost\n{TARGET_IP} db.test\n")
-    # The daemon reads a hosts file of the test's own, bind-mounted in a mount namespace.
-    prefix = ("unshare", "--mount", "--propagation", "private", "sh", "-c",
-              f'mount --bind "{hosts}" /etc/hosts && exec "$0" "$@"')
+    hosts, prefix = hosts_file(tmp_path, f"127.0.0.1 localhost\n{TARGET_IP} db.test\n")
     daemon = start("--target", "db=db.test", "--target", f"a={TARGET_IP}", "--resolve-every", "1s", *FAST,
                    prefix=prefix).ready()
     daemon.wait_for(f"db.test resolves to {TARGET_IP}")
@@ -125,9 +126,7 @@ def test_a_name_that_moves_is_followed_and_one_that_stops_resolving_keeps_its_ad
 
 def test_sighup_resolves_the_names_again(net, start, tmp_path):
     net.add_address(net.target, SECOND_IP)
-    hosts = hosts_file(tmp_path, f"127.0.0.1 localhost\n{TARGET_IP} db.test\n")
-    prefix = ("unshare", "--mount", "--propagation", "private", "sh", "-c",
-              f'mount --bind "{hosts}" /etc/hosts && exec "$0" "$@"')
+    hosts, prefix = hosts_file(tmp_path, f"127.0.0.1 localhost\n{TARGET_IP} db.test\n")
     daemon = start("--target", "db=db.test", "--target", f"a={TARGET_IP}", *FAST, prefix=prefix).ready()
     hosts.write_text(f"127.0.0.1 localhost\n{SECOND_IP} db.test\n")
     time.sleep(0.5)
@@ -181,9 +180,7 @@ def test_one_target_keeps_the_seed_lines_exactly(net, start):
 
 
 def test_family_picks_which_address_of_a_name_is_probed(net, start, tmp_path):
-    hosts = hosts_file(tmp_path, f"127.0.0.1 localhost\n{TARGET_IP} dual.test\n{TARGET_IP6} dual.test\n")
-    prefix = ("unshare", "--mount", "--propagation", "private", "sh", "-c",
-              f'mount --bind "{hosts}" /etc/hosts && exec "$0" "$@"')
+    hosts, prefix = hosts_file(tmp_path, f"127.0.0.1 localhost\n{TARGET_IP} dual.test\n{TARGET_IP6} dual.test\n")
     for family, address in (("auto", TARGET_IP), ("ipv4", TARGET_IP), ("ipv6", TARGET_IP6)):
         daemon = start("--target", "dual.test", "--family", family, *FAST, prefix=prefix,
                        results=tmp_path / family / "results.txt").ready()
