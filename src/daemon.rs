@@ -294,7 +294,12 @@ pub fn run(config: Config) -> Result<(), DaemonError> {
     Ok(())
 }
 
-/// "target HOST (ADDRESS)" for one target, "N targets: a (ADDRESS), b (...)" for several.
+/// At most this many targets are named in the start line and systemd's status: a
+/// notification of 4096 bytes or more is dropped by systemd whole, READY=1 with it.
+const TARGETS_DESCRIBED: usize = 8;
+
+/// "target HOST (ADDRESS)" for one target, "N targets: a (ADDRESS), b (...), … and M more"
+/// for several.
 fn describe_targets(config: &Config, targets: &[TargetSettings]) -> String {
     let describe = |(target, settings): (&config::Target, &TargetSettings)| {
         let host = target.host.to_string();
@@ -309,11 +314,15 @@ fn describe_targets(config: &Config, targets: &[TargetSettings]) -> String {
             None => format!("{named}{host} (unresolved)"),
         }
     };
-    let described: Vec<String> = config.targets.iter().zip(targets).map(describe).collect();
-    match described.len() {
+    let described: Vec<String> =
+        config.targets.iter().zip(targets).take(TARGETS_DESCRIBED).map(describe).collect();
+    match targets.len() {
         0 => "target none".into(),
         1 => format!("target {}", described[0]),
-        count => format!("{count} targets: {}", described.join(", ")),
+        count if count <= TARGETS_DESCRIBED => format!("{count} targets: {}", described.join(", ")),
+        count => {
+            format!("{count} targets: {}, … and {} more", described.join(", "), count - TARGETS_DESCRIBED)
+        }
     }
 }
 

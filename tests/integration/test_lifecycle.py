@@ -232,6 +232,20 @@ def test_systemd_hears_ready_watchdog_and_status(net, start, notify):
     assert listener.recv(4096).decode() == "STOPPING=1"
 
 
+def test_ready_reaches_systemd_whatever_the_number_of_targets(net, start, notify):
+    # systemd drops a notification of 4096 bytes or more whole, READY=1 with it: a status
+    # listing two hundred targets kept the unit from ever starting.
+    listener, env = notify
+    targets = ",".join(f"target-{i}={TARGET_IP}" for i in range(200))
+    daemon = start("--interval", "10s", env={**env, "LATENCY_TARGET": targets}).ready()
+    messages = []
+    wait_until(lambda: messages.append(listener.recv(65536).decode()) or any("READY=1" in m for m in messages),
+               5, lambda: f"READY=1, have {[m[:80] for m in messages]}")
+    assert all(len(m.encode()) < 4096 for m in messages), [len(m) for m in messages]
+    starting = next(line for line in daemon.text().splitlines() if "starting:" in line)
+    assert len(starting) < 1000 and "200 targets" in starting, starting
+
+
 def test_the_watchdog_ping_is_withheld_while_the_prober_is_stalled(net, start, notify):
     listener, env = notify
     daemon = start(*FAST, env=env).ready()
