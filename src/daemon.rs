@@ -36,6 +36,12 @@ pub enum DaemonError {
         host: String,
         reason: String,
     },
+    /// A link-local target's interface does not exist.
+    Interface {
+        target: String,
+        zone: String,
+        errno: nix::errno::Errno,
+    },
     Store(StoreError),
     Net(NetError),
     Server(ServerError),
@@ -54,6 +60,11 @@ impl fmt::Display for DaemonError {
             DaemonError::Resolve { host, reason } => {
                 write!(f, "target {host}: {reason}; check the name, or give an IP address")
             }
+            DaemonError::Interface { target, zone, errno } => write!(
+                f,
+                "target {target}: no interface {zone} here ({}); name one that `ip link` lists",
+                errno.desc()
+            ),
             DaemonError::Store(err) => err.fmt(f),
             DaemonError::Net(err) => err.fmt(f),
             DaemonError::Server(err) => err.fmt(f),
@@ -100,42 +111,65 @@ struct Named {
     resolution: Resolution,
 }
 
+/// How long a start with several targets waits for its host names to be looked up (all at
+/// once); a name with no answer by then starts without an address, and the resolver thread
+/// asks again at once.
+const START_LOOKUPS_WAIT: Duration = Duration::from_secs(5);
+
 /// The targets as the engine takes them, with the addresses they have at start, and the
 /// host names among them.
 fn resolve_at_start(config: &Config) -> Result<(Vec<TargetSettings>, Vec<Named>), DaemonError> {
+    let single = config.targets.len() == 1;
+    let mut lookups = lookup_all(config, (!single).then_some(START_LOOKUPS_WAIT))?;
     let mut targets = Vec::new();
     let mut names = Vec::new();
     for (index, target) in config.targets.iter().enumerate() {
         let address = match &target.host {
             Host::Ip(ip) => Some(Address::from(*ip)),
-            Host::Scoped { address, zone } => {
-                let scope_id =
-                    nix::net::if_::if_nametoindex(zone.as_str()).map_err(|errno| DaemonError::Setup {
-                        what: "find the interface of",
-                        value: target.host.to_string(),
-                        err: io::Error::from(errno),
-                    })?;
-                Some(Address { ip: IpAddr::V6(*address), scope_id })
-            }
+            Host::Scoped { address, zone } => match nix::net::if_::if_nametoindex(zone.as_str()) {
+                Ok(scope_id) => Some(Address { ip: IpAddr::V6(*address), scope_id }),
+                Err(errno) => {
+                    let err =
+                        DaemonError::Interface { target: target.host.to_string(), zone: zone.clone(), errno };
+                    // Among several, one bad target must not stop the others being watched.
+                    if single {
+                        return Err(err);
+                    }
+                    warn!("{err}; its probes are recorded as timeout until the daemon is restarted");
+                    None
+                }
+            },
             Host::Name(name) => {
-                let found = lookup(name);
-                // One target that cannot be resolved is a start-up failure, as it always was;
-                // among several, one bad name must not stop the others being watched.
-                if config.targets.len() == 1 {
-                    found
-                        .clone()
-                        .map_err(resolve::Failure::Lookup)
-                        .and_then(|found| resolve::choose(config.family, &found))
-                        .map_err(|failure| DaemonError::Resolve {
-                            host: name.clone(),
-                            reason: failure.to_string(),
-                        })?;
-                }
                 let mut resolution = Resolution::default();
-                let (address, event) = resolution.update(name, config.family, found);
-                if let Some(event) = event {
-                    log::log!(event.level(), "{event}");
-                }
+                let address = match lookups[index].take() {
+                    Some(found) => {
+                        // One target that cannot be resolved is a start-up failure, as it
+                        // always was.
+                        if single {
+                            found
+                                .clone()
+                                .map_err(resolve::Failure::Lookup)
+                                .and_then(|found| resolve::choose(config.family, &found))
+                                .map_err(|failure| DaemonError::Resolve {
+                                    host: name.clone(),
+                                    reason: failure.to_string(),
+                                })?;
+                        }
+                        let (address, event) = resolution.update(name, config.family, found);
+                        if let Some(event) = event {
+                            log::log!(event.level(), "{event}");
+                        }
+                        address
+                    }
+                    None => {
+                        warn!(
+                            "{name}: no answer from the resolver within {}; its probes are recorded as timeout \
+                             until it resolves",
+                            duration::format(START_LOOKUPS_WAIT)
+                        );
+                        None
+                    }
+                };
                 names.push(Named { index, host: name.clone(), resolution });
                 address.map(Address::from)
             }
@@ -143,6 +177,44 @@ fn resolve_at_start(config: &Config) -> Result<(Vec<TargetSettings>, Vec<Named>)
         targets.push(TargetSettings { name: target.name.clone(), address });
     }
     Ok((targets, names))
+}
+
+/// What the resolver said of each target's host name (by target index), each looked up on a
+/// thread of its own, so that a resolver that does not answer costs one wait, not one per
+/// name. With `within`, a lookup not back by then is `None`, left to finish on its own.
+fn lookup_all(
+    config: &Config,
+    within: Option<Duration>,
+) -> Result<Vec<Option<resolve::Lookup>>, DaemonError> {
+    let (found, answers) = mpsc::channel();
+    for (index, target) in config.targets.iter().enumerate() {
+        if let Host::Name(name) = &target.host {
+            let (found, host) = (found.clone(), name.clone());
+            thread::Builder::new()
+                .name("lookup".into())
+                .spawn(move || {
+                    // The start may have stopped waiting; the answer then goes nowhere.
+                    let _ = found.send((index, lookup(&host)));
+                })
+                .map_err(|err| DaemonError::Setup {
+                    what: "start a thread to look up",
+                    value: name.clone(),
+                    err,
+                })?;
+        }
+    }
+    drop(found);
+    let deadline = within.map(|within| Instant::now() + within);
+    let mut lookups: Vec<Option<resolve::Lookup>> = config.targets.iter().map(|_| None).collect();
+    loop {
+        let answer = match deadline {
+            Some(deadline) => answers.recv_timeout(deadline.saturating_duration_since(Instant::now())).ok(),
+            None => answers.recv().ok(),
+        };
+        let Some((index, lookup)) = answer else { break };
+        lookups[index] = Some(lookup);
+    }
+    Ok(lookups)
 }
 
 /// Random identifier and payload token, so that two daemons, or a daemon and `ping`, never
@@ -338,12 +410,16 @@ fn start_resolver(
     every: Duration,
     prober: ProberHandle,
 ) -> Result<Resolver, DaemonError> {
+    let unresolved = names.iter().any(|named| named.resolution.address().is_none());
     // One request waits at most: SIGHUPs during a lookup ask for one more, not one each.
     let (again, asked) = mpsc::sync_channel(1);
     thread::Builder::new()
         .name("resolver".into())
         .spawn(move || {
-            while let Ok(()) | Err(mpsc::RecvTimeoutError::Timeout) = asked.recv_timeout(every) {
+            // A name the start could not resolve is asked for again at once.
+            let mut wait = if unresolved { Duration::ZERO } else { every };
+            while let Ok(()) | Err(mpsc::RecvTimeoutError::Timeout) = asked.recv_timeout(wait) {
+                wait = every;
                 for Named { index, host, resolution } in &mut names {
                     let before = resolution.clone();
                     let (address, event) = resolution.update(host, family, lookup(host));

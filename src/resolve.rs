@@ -114,6 +114,11 @@ impl fmt::Display for LogEvent {
 }
 
 impl Resolution {
+    /// The address probed now: the last one a lookup gave, if any did.
+    pub fn address(&self) -> Option<IpAddr> {
+        self.last_good
+    }
+
     /// Takes in the outcome of a lookup of `host`: returns the address to probe from now on
     /// (none until a lookup has given one) and what to log, if anything.
     pub fn update(

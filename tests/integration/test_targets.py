@@ -215,3 +215,32 @@ def test_both_families_meet_each_fault_of_the_responder_alike(net, start, respon
     requests = process.requests()
     # One line per echo request: a duplicate reply adds none.
     assert len(daemon.lines()) <= len(requests) + 2, (daemon.lines(), requests)
+
+
+def test_names_the_resolver_does_not_answer_delay_the_start_once_not_each(net, start, tmp_path):
+    # A resolver that does not answer (nobody has DEAD_IP) at boot: the start waits for all
+    # the names at once, at most 5 s, instead of one resolver timeout after another.
+    hosts, prefix = hosts_file(tmp_path, "127.0.0.1 localhost\n")
+    resolv = tmp_path / "resolv.conf"
+    resolv.write_text(f"nameserver {DEAD_IP}\n")
+    prefix = (*prefix[:-1], f'mount --bind "{resolv}" /etc/resolv.conf && ' + prefix[-1])
+    names = ("--target", "b=nowhere.test", "--target", "c=also.nowhere.test", "--target", "d=more.nowhere.test")
+    began = time.monotonic()
+    daemon = start("--target", f"a={TARGET_IP}", *names, *FAST, prefix=prefix).ready()
+    assert time.monotonic() - began < 8, f"ready after {time.monotonic() - began:.1f} s"
+    assert "nowhere.test: no answer from the resolver within 5s" in daemon.text(), daemon.text()
+    wait_until(lambda: all(len(by_name(daemon.lines()).get(name, [])) >= 2 for name in "abcd"), 5,
+               lambda: daemon.lines())
+    named = by_name(daemon.lines())
+    assert "timeout" not in named["a"] and all(set(named[name]) == {"timeout"} for name in "bcd"), named
+
+
+def test_a_missing_interface_stops_a_lone_target_but_not_one_of_several(net, start, tmp_path):
+    lone = start("--target", "fe80::1%nosuchif0", *FAST, results=tmp_path / "lone" / "results.txt")
+    assert lone.exit_code() == 1
+    assert "no interface nosuchif0 here" in lone.text() and "ip link" in lone.text(), lone.text()
+    daemon = start("--target", f"a={TARGET_IP}", "--target", "ll=fe80::1%nosuchif0", *FAST).ready()
+    wait_until(lambda: len(by_name(daemon.lines()).get("ll", [])) >= 2, 5, lambda: daemon.lines())
+    named = by_name(daemon.lines())
+    assert set(named["ll"]) == {"timeout"} and "timeout" not in named["a"], named
+
