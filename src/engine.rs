@@ -111,6 +111,8 @@ pub struct Engine<W> {
     /// Each target's next slot, soonest first.
     slots: BinaryHeap<Reverse<(Instant, usize)>>,
     ignored_log: Throttle,
+    /// Many targets down at once must not flood the journal with a line per lost probe.
+    lost_log: Throttle,
 }
 
 impl<W> Engine<W> {
@@ -139,6 +141,7 @@ impl<W> Engine<W> {
             tracker: Tracker::new(settings.timeout),
             slots,
             ignored_log: Throttle::for_journal(),
+            lost_log: Throttle::for_journal(),
         }
     }
 
@@ -230,7 +233,7 @@ impl<W> Engine<W> {
             Ok(Message::Error { kind, quoted, checksum_valid })
                 if checksum_valid && ours(quoted.identifier) =>
             {
-                self.fail(kind, quoted, source)
+                self.fail(kind, quoted, source, now)
             }
             Ok(_) => None,
         }
@@ -296,11 +299,11 @@ impl<W> Engine<W> {
         None
     }
 
-    /// An error the kernel queued about one of our requests (datagram sockets only); `request`
-    /// is the request it returns.
-    pub fn queued_error(&mut self, request: &[u8], error: QueuedError) -> Option<Ended<W>> {
+    /// An error the kernel queued about one of our requests (datagram sockets only), read at
+    /// `now`; `request` is the request it returns.
+    pub fn queued_error(&mut self, request: &[u8], error: QueuedError, now: Instant) -> Option<Ended<W>> {
         match icmp::queued_error(error.icmp_type, error.code, error.info, request, error.destination) {
-            Some((kind, quoted)) => self.fail(kind, quoted, error.reporter),
+            Some((kind, quoted)) => self.fail(kind, quoted, error.reporter, now),
             None => {
                 debug!("ignored a queued ICMP error of type {} from {}", error.icmp_type, error.reporter);
                 None
@@ -309,10 +312,14 @@ impl<W> Engine<W> {
     }
 
     /// Ends the probe an ICMP error is about, if it is still waiting.
-    fn fail(&mut self, kind: ErrorKind, quoted: Quoted, reporter: IpAddr) -> Option<Ended<W>> {
+    fn fail(&mut self, kind: ErrorKind, quoted: Quoted, reporter: IpAddr, now: Instant) -> Option<Ended<W>> {
         let about_probe = |pending: &Pending<W>| pending.address.ip == quoted.destination;
         let pending = self.tracker.fail(quoted.sequence, about_probe)?;
-        warn!("probe {} to {}: {kind} (reported by {reporter})", quoted.sequence, self.describe(&pending));
+        let target = self.describe(&pending);
+        self.lost_log.warn(
+            now,
+            format_args!("probe {} to {target}: {kind} (reported by {reporter})", quoted.sequence),
+        );
         Some(self.end(pending, Outcome::Timeout))
     }
 
@@ -323,7 +330,8 @@ impl<W> Engine<W> {
         expired
             .into_iter()
             .map(|pending| {
-                warn!("no reply from {} within {timeout}", self.describe(&pending));
+                let target = self.describe(&pending);
+                self.lost_log.warn(now, format_args!("no reply from {target} within {timeout}"));
                 self.end(pending, Outcome::Timeout)
             })
             .collect()
@@ -569,8 +577,8 @@ mod tests {
             destination: IpAddr::V4(destination),
             reporter: IpAddr::V4(TARGET),
         };
-        assert_eq!(lab.engine.queued_error(&request, error(ELSEWHERE)), None);
-        assert_eq!(lab.engine.queued_error(&request, error(TARGET)), Some(timeout(vec![])));
+        assert_eq!(lab.engine.queued_error(&request, error(ELSEWHERE), lab.at(1)), None);
+        assert_eq!(lab.engine.queued_error(&request, error(TARGET), lab.at(1)), Some(timeout(vec![])));
     }
 
     #[test]

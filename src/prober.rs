@@ -242,7 +242,9 @@ impl<S: IcmpSocket> Prober<S> {
             Ok(Some(Received::Packet(arrival))) => {
                 self.engine.packet(&buf[..arrival.len], arrival, Instant::now())
             }
-            Ok(Some(Received::QueuedError(error))) => self.engine.queued_error(&buf[..error.len], error),
+            Ok(Some(Received::QueuedError(error))) => {
+                self.engine.queued_error(&buf[..error.len], error, Instant::now())
+            }
             Ok(None) => return false,
             Err(err) => {
                 self.socket_failed(err);

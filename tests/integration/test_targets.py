@@ -244,3 +244,12 @@ def test_a_missing_interface_stops_a_lone_target_but_not_one_of_several(net, sta
     named = by_name(daemon.lines())
     assert set(named["ll"]) == {"timeout"} and "timeout" not in named["a"], named
 
+
+
+def test_many_targets_down_do_not_flood_the_journal(net, start):
+    # Forty targets nobody answers, ten probes a second each: 400 lost probes a second.
+    targets = ",".join(f"down-{i}={DEAD_IP}" for i in range(40))
+    daemon = start("--interval", "100ms", "--timeout", "50ms", env={"LATENCY_TARGET": targets}).ready()
+    wait_until(lambda: len(daemon.lines()) >= 400, 10, lambda: len(daemon.lines()))
+    lost = daemon.text().count("no reply from down-")
+    assert 1 <= lost <= 20, f"{lost} lines for {len(daemon.lines())} lost probes"
