@@ -23,7 +23,7 @@ use crate::net::linux::LinuxSocket;
 use crate::notify::{self, Liveness, Notifier};
 use crate::packet::{Family, Token};
 use crate::prober::{Heartbeat, Prober, ProberHandle, Settings};
-use crate::resolve::{self, Resolution};
+use crate::resolve::{self, LogEvent, Resolution};
 use crate::store::{Store, StoreError};
 
 pub const VERSION: &str = env!("CARGO_PKG_VERSION");
@@ -142,25 +142,22 @@ fn resolve_at_start(config: &Config) -> Result<(Vec<TargetSettings>, Vec<Named>)
             Host::Name(name) => {
                 let mut resolution = Resolution::default();
                 let address = match lookups[index].take() {
-                    Some(found) => {
+                    Some(found) => match resolution.update(name, config.family, found) {
                         // One target that cannot be resolved is a start-up failure, as it
                         // always was.
-                        if single {
-                            found
-                                .clone()
-                                .map_err(resolve::Failure::Lookup)
-                                .and_then(|found| resolve::choose(config.family, &found))
-                                .map_err(|failure| DaemonError::Resolve {
-                                    host: name.clone(),
-                                    reason: failure.to_string(),
-                                })?;
+                        (_, Some(LogEvent::Failed { failure, .. })) if single => {
+                            return Err(DaemonError::Resolve {
+                                host: name.clone(),
+                                reason: failure.to_string(),
+                            });
                         }
-                        let (address, event) = resolution.update(name, config.family, found);
-                        if let Some(event) = event {
-                            log::log!(event.level(), "{event}");
+                        (address, event) => {
+                            if let Some(event) = event {
+                                log::log!(event.level(), "{event}");
+                            }
+                            address
                         }
-                        address
-                    }
+                    },
                     None => {
                         warn!(
                             "{name}: no answer from the resolver within {}; its probes are recorded as timeout \
