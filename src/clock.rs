@@ -9,9 +9,16 @@ use crate::line::LocalTime;
 /// Converts `at` to the local timezone (`TZ`, else /etc/localtime).
 pub fn local(at: SystemTime) -> LocalTime {
     let seconds = match at.duration_since(UNIX_EPOCH) {
-        Ok(since) => since.as_secs() as libc::time_t,
-        Err(before) => -(before.duration().as_secs() as libc::time_t),
+        Ok(since) => since.as_secs() as i64,
+        Err(before) => -(before.duration().as_secs() as i64),
     };
+    local_from_unix(seconds)
+}
+
+/// Converts `seconds` since the Unix epoch (an instant, as an RFC 3339 time with its offset
+/// names one) to the local timezone.
+pub fn local_from_unix(seconds: i64) -> LocalTime {
+    let seconds = seconds as libc::time_t;
     // SAFETY: an all-zero `tm` is a valid value for a plain C struct of integers and a
     // nullable pointer; `localtime_r` only writes into it.
     let mut tm: libc::tm = unsafe { std::mem::zeroed() };

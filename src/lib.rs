@@ -29,6 +29,8 @@ pub mod prober;
 pub mod resolve;
 /// When the next scheduled probe is due (fixed rate); never sleeps.
 pub mod schedule;
+/// Per-target figures over 1 m, 1 h and 24 h, and the day's chart: bounded memory, pure.
+pub mod stats;
 /// The append-only results file: repair, append, reopen, snapshots and tails, of one target or all.
 pub mod store;
 /// At most a burst of like log lines per window, and a count of the rest.
