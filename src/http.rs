@@ -3,14 +3,27 @@
 
 pub mod server;
 
+use crate::line::{self, LocalTime};
+
 /// What a valid request asks for. A target is one of the names `route` was given; None is
 /// every target, which with a single target is the same as naming it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Route<'a> {
     /// A fresh probe (of each target), its line appended and returned.
     Latency { target: Option<&'a str> },
-    /// The results file, or only the lines naming `target`; all of them or the last `tail`.
-    Results { target: Option<&'a str>, tail: Option<u64> },
+    /// The results file from the first line sent at or after `since`, or all of it; of
+    /// those, only the lines naming `target`; of these, all or the last `tail`.
+    Results { target: Option<&'a str>, tail: Option<u64>, since: Option<Since> },
+}
+
+/// The time `since=` names.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Since {
+    /// Local time, as the lines carry it (`2025-08-12 06:56:53`).
+    Local(LocalTime),
+    /// An instant (RFC 3339 with its offset), in seconds since the Unix epoch; a fraction of
+    /// a second is dropped, the lines carrying whole seconds.
+    Instant(i64),
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -78,7 +91,11 @@ pub fn route<'a, T: AsRef<str>>(method: &str, url: &str, targets: &'a [T]) -> Re
     let latency = path == "/latency";
     let query = parse_query(query, latency)?;
     let target = query.target.map(|name| find_target(&name, targets)).transpose()?.flatten();
-    let route = if latency { Route::Latency { target } } else { Route::Results { target, tail: query.tail } };
+    let route = if latency {
+        Route::Latency { target }
+    } else {
+        Route::Results { target, tail: query.tail, since: query.since }
+    };
     Ok(Request { route, head })
 }
 
@@ -88,6 +105,7 @@ struct Query {
     /// Percent-decoded: a name with '%' in it comes as `%25`.
     target: Option<Vec<u8>>,
     tail: Option<u64>,
+    since: Option<Since>,
 }
 
 fn parse_query(query: &str, latency: bool) -> Result<Query, Rejection> {
@@ -102,12 +120,14 @@ fn parse_query(query: &str, latency: bool) -> Result<Query, Rejection> {
             "tail" if latency => return bad("/latency takes no tail; only target=NAME".into()),
             "tail" if parsed.tail.is_some() => return bad("tail is given more than once".into()),
             "tail" => parsed.tail = Some(parse_tail(value)?),
+            "since" if parsed.since.is_some() => return bad("since is given more than once".into()),
+            "since" if !latency => parsed.since = Some(parse_since(value)?),
             _ if latency => {
                 return bad(format!("unknown query parameter '{name}'; /latency takes only target=NAME"));
             }
             _ => {
                 return bad(format!(
-                    "unknown query parameter '{name}'; the only ones are tail=N and target=NAME"
+                    "unknown query parameter '{name}'; the only ones are since=TIME, tail=N and target=NAME"
                 ));
             }
         }
@@ -121,6 +141,53 @@ fn parse_tail(value: &str) -> Result<u64, Rejection> {
         .ok()
         .filter(|_| value.bytes().all(|b| b.is_ascii_digit()))
         .ok_or_else(|| Rejection::BadRequest(format!("tail must be a whole number of lines, got '{value}'")))
+}
+
+/// `since=`: RFC 3339 (`2025-08-12T06:56:53+02:00`, `Z`, a fraction of a second allowed) or
+/// the lines' own local time (`2025-08-12 06:56:53`, the space sent as `+` or `%20`).
+fn parse_since(value: &str) -> Result<Since, Rejection> {
+    let bad = || {
+        Rejection::BadRequest(format!(
+            "since must be an RFC 3339 time such as 2025-08-12T06:56:53+02:00 or a local time \
+             such as 2025-08-12+06:56:53, got '{}'",
+            value.escape_debug()
+        ))
+    };
+    let text = String::from_utf8(percent_decode(value)).map_err(|_| bad())?;
+    // The date and time apart: 'T' (RFC 3339), or a space ('+' in a query).
+    let (date, rest) = text.split_at_checked(10).ok_or_else(bad)?;
+    let rest = rest.strip_prefix(['T', 't', ' ', '+']).ok_or_else(bad)?;
+    let (time, rest) = rest.split_at_checked(8).ok_or_else(bad)?;
+    let local =
+        line::parse_stamp(&format!("{date} {time}")).ok().filter(LocalTime::is_valid_date).ok_or_else(bad)?;
+    let rest = match rest.strip_prefix('.') {
+        Some(fraction) => {
+            let digits = fraction.bytes().take_while(u8::is_ascii_digit).count();
+            if digits == 0 {
+                return Err(bad());
+            }
+            &fraction[digits..]
+        }
+        None => rest,
+    };
+    let offset = match rest.as_bytes() {
+        [] => return Ok(Since::Local(local)),
+        [b'Z' | b'z'] => 0,
+        [sign @ (b'+' | b'-'), h1, h2, b':', m1, m2] => {
+            let number = |tens: u8, ones: u8| {
+                (tens.is_ascii_digit() && ones.is_ascii_digit())
+                    .then(|| i64::from((tens - b'0') * 10 + ones - b'0'))
+            };
+            let (hours, minutes) = (number(*h1, *h2).ok_or_else(bad)?, number(*m1, *m2).ok_or_else(bad)?);
+            if hours > 23 || minutes > 59 {
+                return Err(bad());
+            }
+            let offset = hours * 3_600 + minutes * 60;
+            if *sign == b'-' { -offset } else { offset }
+        }
+        _ => return Err(bad()),
+    };
+    Ok(Since::Instant(local.seconds() - offset))
 }
 
 /// The target named `name`, as `Route` gives it: None when it is the only one.
@@ -183,7 +250,7 @@ mod tests {
     }
 
     fn results(target: Option<&'static str>, tail: Option<u64>) -> Route<'static> {
-        Route::Results { target, tail }
+        Route::Results { target, tail, since: None }
     }
 
     #[test]
@@ -216,7 +283,7 @@ mod tests {
             (
                 "GET",
                 "/latency-results?lines=2",
-                bad("unknown query parameter 'lines'; the only ones are tail=N and target=NAME"),
+                bad("unknown query parameter 'lines'; the only ones are since=TIME, tail=N and target=NAME"),
             ),
         ];
         for (method, url, expected) in cases {
@@ -257,6 +324,75 @@ mod tests {
         }
         let owned = vec![String::from("a"), String::from("b")];
         assert_eq!(route("HEAD", "/latency?target=b", &owned), ok(latency(Some("b")), true));
+    }
+
+    #[test]
+    fn since_is_an_rfc_3339_time_or_a_local_one_as_the_lines_carry() {
+        let local = |text: &str| Some(Since::Local(line::parse_stamp(text).unwrap()));
+        // 2025-08-12 06:56:53 UTC.
+        let instant = |seconds: i64| Some(Since::Instant(1_754_981_813 + seconds));
+        let cases = [
+            ("2025-08-12T06:56:53Z", instant(0)),
+            ("2025-08-12t06:56:53z", instant(0)),
+            ("2025-08-12T06:56:53.999Z", instant(0)),
+            ("2025-08-12T06:56:53+02:00", instant(-7_200)),
+            ("2025-08-12T06:56:53%2B02:00", instant(-7_200)),
+            ("2025-08-12T06:56:53.5-05:30", instant(19_800)),
+            ("2025-08-12%2006:56:53Z", instant(0)),
+            ("2025-08-12+06:56:53", local("2025-08-12 06:56:53")),
+            ("2025-08-12%2006:56:53", local("2025-08-12 06:56:53")),
+            ("2025-08-12T06:56:53", local("2025-08-12 06:56:53")),
+            ("2024-02-29+23:59:59.25", local("2024-02-29 23:59:59")),
+        ];
+        for (value, since) in cases {
+            let url = format!("/latency-results?since={value}");
+            let got = route("GET", &url, THREE).map(|request| request.route);
+            assert_eq!(got, Ok(Route::Results { target: None, tail: None, since }), "{value}");
+        }
+        let url = "/latency-results?target=db-2&since=2025-08-12T06:56:53Z&tail=3";
+        assert_eq!(
+            route("HEAD", url, THREE),
+            ok(Route::Results { target: Some("db-2"), tail: Some(3), since: instant(0) }, true)
+        );
+        let accepted = "since must be an RFC 3339 time such as 2025-08-12T06:56:53+02:00 or a local time such as 2025-08-12+06:56:53";
+        for value in [
+            "",
+            "yesterday",
+            "1754981813",
+            "2025-08-12",
+            "2025-08-12T06:56",
+            "2025-08-12T06:56:53+2",
+            "2025-08-12T06:56:53+02",
+            "2025-08-12T06:56:53+24:00",
+            "2025-08-12T06:56:53+02:60",
+            "2025-08-12T06:56:53 02:00",
+            "2025-08-12T06:56:53.Z",
+            "2025-08-12T06:56:53Zjunk",
+            "2025-08-12T24:00:00Z",
+            "2025-08-12T06:56:60Z",
+            "2025-02-29T06:56:53Z",
+            "2025-13-01T06:56:53Z",
+            "2025-08-12X06:56:53Z",
+            "2025/08/12+06:56:53",
+            "%FF025-08-12+06:56:53",
+            "2025-08-12%0A06:56:53",
+        ] {
+            let url = format!("/latency-results?since={value}");
+            let expected = format!("{accepted}, got '{}'", value.escape_debug());
+            assert_eq!(route("GET", &url, THREE), bad(&expected), "{value}");
+        }
+        assert_eq!(
+            route("GET", "/latency-results?since=2025-08-12Z&since=x", THREE),
+            bad(&format!("{accepted}, got '2025-08-12Z'"))
+        );
+        assert_eq!(
+            route("GET", "/latency-results?since=2025-08-12T06:56:53Z&since=2025-08-12T06:56:53Z", THREE),
+            bad("since is given more than once")
+        );
+        assert_eq!(
+            route("GET", "/latency?since=2025-08-12T06:56:53Z", THREE),
+            bad("unknown query parameter 'since'; /latency takes only target=NAME")
+        );
     }
 
     #[test]

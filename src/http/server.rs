@@ -13,8 +13,9 @@ use std::time::{Duration, Instant};
 use log::{debug, error};
 use tiny_http::{Header, Response, StatusCode};
 
-use super::{ALLOW, Rejection, Request, Route, route};
-use crate::line::Name;
+use super::{ALLOW, Rejection, Request, Route, Since, route};
+use crate::clock;
+use crate::line::{LocalTime, Name};
 use crate::prober::ProberHandle;
 use crate::store::Store;
 use crate::throttle::Throttle;
@@ -153,8 +154,12 @@ fn handle(request: tiny_http::Request, shared: &Shared) {
             let _counted = Counted::new(&shared.probing);
             serve_latency(request, context, target, head)
         }
-        Ok(Request { route: Route::Results { target, tail }, head }) => {
-            serve_results(request, shared, target, tail, head)
+        Ok(Request { route: Route::Results { target, tail, since }, head }) => {
+            let since = since.map(|since| match since {
+                Since::Local(time) => time,
+                Since::Instant(seconds) => clock::local_from_unix(seconds),
+            });
+            serve_results(request, shared, target, tail, since, head)
         }
     }
 }
@@ -188,9 +193,10 @@ fn serve_results(
     shared: &Shared,
     target: Option<&str>,
     tail: Option<u64>,
+    since: Option<LocalTime>,
     head: bool,
 ) {
-    let excerpt = match shared.context.store.excerpt(target, tail) {
+    let excerpt = match shared.context.store.excerpt_since(since, target, tail) {
         Ok(excerpt) => excerpt,
         Err(err) => {
             error!("{err}");
