@@ -39,3 +39,22 @@ pub fn local_from_unix(seconds: i64) -> LocalTime {
         second: tm.tm_sec.min(59) as u8,
     }
 }
+
+/// The local timezone's offset from UTC, in seconds east, at local time `at`. An hour that
+/// happens twice (the end of summer time) takes the offset `mktime` picks for it.
+pub fn offset(at: &LocalTime) -> i32 {
+    // SAFETY: as in `local`, an all-zero `tm` is a valid value.
+    let mut tm: libc::tm = unsafe { std::mem::zeroed() };
+    tm.tm_year = at.year - 1900;
+    tm.tm_mon = i32::from(at.month) - 1;
+    tm.tm_mday = i32::from(at.day);
+    tm.tm_hour = i32::from(at.hour);
+    tm.tm_min = i32::from(at.minute);
+    tm.tm_sec = i32::from(at.second);
+    // Unknown: let the timezone database say whether summer time was in force.
+    tm.tm_isdst = -1;
+    // SAFETY: `tm` is valid for the call; `mktime` normalises it in place and fills
+    // `tm_gmtoff`, keeping no reference to it.
+    let seconds = unsafe { libc::mktime(&mut tm) };
+    if seconds == -1 { 0 } else { tm.tm_gmtoff as i32 }
+}
