@@ -16,7 +16,8 @@
 //! Fixed whatever the rate: 6 + 60 + 96 slots and 288 chart buckets per target. A slot keeps
 //! counters, exact min / max / sums for mean and mdev, the sum of jitter's differences, and a
 //! quantile sketch (`sketch`, DDSketch-style, every quantile within 1 % relative of the exact
-//! one) of at most min(replies in the slot, 2220) entries of 4 bytes; a slot's sketch is
+//! one) of at most min(replies in the slot, 2220) entries of 4 bytes (one more for each 2^20
+//! replies in a single bucket, which 10 probes a second never reach); a slot's sketch is
 //! trimmed to its size once time has moved past it. A closed chart bucket keeps only
 //! sent / lost / min / median / max (in microseconds); the open one is read from the hour's
 //! slots. A day of one probe a second takes 32 KiB (RTTs within ±10 %) to 41 KiB (a LAN
@@ -34,7 +35,7 @@
 //! one recorded means the clock went back: the newest time becomes the probe's, and slots
 //! whose time comes again are counted anew or, where they still hold the same slot of time,
 //! added to (when summer time ends, the repeated hour counts twice in the 1 h and 24 h
-//! windows, and is briefly absent from the 1 m one). When the clock goes forward (an hour
+//! windows, and the 1 m window starts afresh). When the clock goes forward (an hour
 //! skipped), the skipped slots stay empty. A probe less than 5 minutes older than the newest
 //! counts where its slot is still in the ring (the 1 m ring drops it after a minute). Slots
 //! after `now`'s (a clock set back, a line from the future) are not counted until their time.
