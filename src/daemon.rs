@@ -22,6 +22,7 @@ use crate::net::NetError;
 use crate::net::linux::LinuxSocket;
 use crate::notify::{self, Liveness, Notifier};
 use crate::packet::{Family, Token};
+use crate::privilege::{self, Bounding, PrivilegeError};
 use crate::prober::{Heartbeat, Prober, ProberHandle, Settings};
 use crate::resolve::{self, LogEvent, Resolution};
 use crate::store::{Store, StoreError};
@@ -45,6 +46,7 @@ pub enum DaemonError {
     Store(StoreError),
     Net(NetError),
     Server(ServerError),
+    Privilege(PrivilegeError),
     /// An operation on `value` (possibly empty) failed.
     Setup {
         what: &'static str,
@@ -68,6 +70,7 @@ impl fmt::Display for DaemonError {
             DaemonError::Store(err) => err.fmt(f),
             DaemonError::Net(err) => err.fmt(f),
             DaemonError::Server(err) => err.fmt(f),
+            DaemonError::Privilege(err) => err.fmt(f),
             DaemonError::Setup { what, value, err } if value.is_empty() => write!(f, "{what}: {err}"),
             DaemonError::Setup { what, value, err } => write!(f, "{what} {value}: {err}"),
             DaemonError::ProberFailed => f.write_str("the prober thread failed; see the log above"),
@@ -86,6 +89,12 @@ impl From<StoreError> for DaemonError {
 impl From<NetError> for DaemonError {
     fn from(err: NetError) -> Self {
         DaemonError::Net(err)
+    }
+}
+
+impl From<PrivilegeError> for DaemonError {
+    fn from(err: PrivilegeError) -> Self {
+        DaemonError::Privilege(err)
     }
 }
 
@@ -244,9 +253,19 @@ fn raise_open_file_limit() {
 
 /// Starts everything, runs until SIGTERM or SIGINT, and stops within a second.
 pub fn run(config: Config) -> Result<(), DaemonError> {
+    // Every socket that may need a capability (raw ICMP; an HTTP port below 1024) is opened
+    // first, on the only thread, and then every capability is given up, before any other
+    // thread exists (capabilities are per thread) and before anything from outside (the
+    // resolver's answers, packets, clients) is read.
+    privilege::use_permitted()?;
+    let (socket, opened) = LinuxSocket::open(&[Family::V4, Family::V6])?;
+    let http = server::bind(config.listen)?;
+    match privilege::drop_all()? {
+        Bounding::Emptied => debug!("gave up every capability, the bounding set's too"),
+        Bounding::Kept => debug!("gave up every capability; no_new_privs keeps the bounding set unusable"),
+    }
     let (targets, names) = resolve_at_start(&config)?;
     let identity = identity()?;
-    let (socket, opened) = LinuxSocket::open(&[Family::V4, Family::V6])?;
     let mut sockets = Vec::new();
     for (family, outcome) in opened {
         match outcome {
@@ -259,7 +278,6 @@ pub fn run(config: Config) -> Result<(), DaemonError> {
             Err(err) => debug!("{err}"),
         }
     }
-    let http = server::bind(config.listen)?;
     let notify_socket = std::env::var("NOTIFY_SOCKET").unwrap_or_default();
     let notifier = Notifier::from_env()
         .map_err(|err| DaemonError::Setup { what: "use NOTIFY_SOCKET", value: notify_socket, err })?

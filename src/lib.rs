@@ -1,6 +1,7 @@
 //! `latency`: measures ICMP round-trip time to one target, keeps every measurement in a text
 //! file and serves them over HTTP. Pure logic lives in small modules with their tests; the
-//! operating system is reached only through `net`, `clock`, `store`, `notify` and `http::server`.
+//! operating system is reached only through `net`, `clock`, `privilege`, `store`, `notify` and
+//! `http::server`.
 #![deny(unsafe_code)]
 
 /// The local time now, as calendar fields (the one `localtime_r` call).
@@ -23,6 +24,8 @@ pub mod net;
 pub mod notify;
 /// ICMP echo packets: encode, parse, checksum, the IPv4 header.
 pub mod packet;
+/// Giving up every capability once the sockets are open.
+pub mod privilege;
 /// The probing thread: a thin loop that carries out the engine's decisions on a real socket.
 pub mod prober;
 /// Which of a host name's addresses to probe, and what each new lookup is worth logging.
