@@ -105,7 +105,7 @@ impl From<ServerError> for DaemonError {
 }
 
 /// What the resolver says of `name`'s addresses.
-fn lookup(name: &str) -> resolve::Lookup {
+pub(crate) fn lookup(name: &str) -> resolve::Lookup {
     (name, 0)
         .to_socket_addrs()
         .map(|found| found.map(|address| address.ip()).collect())
@@ -123,7 +123,7 @@ struct Named {
 /// How long a start with several targets waits for its host names to be looked up (all at
 /// once); a name with no answer by then starts without an address, and the resolver thread
 /// asks again at once.
-const START_LOOKUPS_WAIT: Duration = Duration::from_secs(5);
+pub(crate) const START_LOOKUPS_WAIT: Duration = Duration::from_secs(5);
 
 /// The targets as the engine takes them, with the addresses they have at start, and the
 /// host names among them.
@@ -188,7 +188,7 @@ fn resolve_at_start(config: &Config) -> Result<(Vec<TargetSettings>, Vec<Named>)
 /// What the resolver said of each target's host name (by target index), each looked up on a
 /// thread of its own, so that a resolver that does not answer costs one wait, not one per
 /// name. With `within`, a lookup not back by then is `None`, left to finish on its own.
-fn lookup_all(
+pub(crate) fn lookup_all(
     config: &Config,
     within: Option<Duration>,
 ) -> Result<Vec<Option<resolve::Lookup>>, DaemonError> {
@@ -225,7 +225,7 @@ fn lookup_all(
 
 /// Random identifier and payload token, so that two daemons, or a daemon and `ping`, never
 /// take each other's replies.
-fn identity() -> Result<Identity, DaemonError> {
+pub(crate) fn identity() -> Result<Identity, DaemonError> {
     let mut random = [0u8; 10];
     std::fs::File::open("/dev/urandom")
         .and_then(|mut urandom| urandom.read_exact(&mut random))

@@ -10,6 +10,8 @@ pub mod clock;
 pub mod config;
 /// Threads, signals and shutdown: the running daemon.
 pub mod daemon;
+/// `latency doctor`: each check's verdict and fix, and the I/O that gathers the facts.
+pub mod doctor;
 /// The prober's decisions without I/O: schedule, shared probes, matching, expiry.
 pub mod engine;
 /// HTTP routing decisions, and the tiny_http server around them.
