@@ -211,6 +211,8 @@ pub enum Echo {
     Unresolved(String),
     /// No socket of the address's family: not probed.
     NoSocket(IpAddr),
+    /// The prober could not be run: why.
+    NotProbed(String),
     /// One echo request sent: its round trip, or none.
     Probed { address: String, rtt: Option<Duration> },
 }
@@ -253,6 +255,10 @@ pub fn target_checks(targets: &[TargetEcho], timeout: Duration) -> Vec<Check> {
                 Echo::NoSocket(address) => Check::problem(
                     format!("{what}: {address} not probed: no {} socket", Family::of(*address).protocol()),
                     "see the socket lines above",
+                ),
+                Echo::NotProbed(reason) => Check::problem(
+                    format!("{what}: not probed: {reason}"),
+                    "fix what the reason says, then run latency doctor again",
                 ),
                 Echo::Probed { address, rtt } => {
                     let at = if *address == target.host { String::new() } else { format!(" {address}") };
@@ -574,6 +580,12 @@ mod tests {
                 Status::Problem,
                 "target x.invalid: cannot resolve: failed",
                 Some("getent ahosts x.invalid"),
+            ),
+            (
+                target("a", "198.51.100.2", Echo::NotProbed("read /dev/urandom: gone".into())),
+                Status::Problem,
+                "target a (198.51.100.2): not probed: read /dev/urandom: gone",
+                Some("fix what the reason says"),
             ),
             (
                 target("v6", "2001:db8::7", Echo::NoSocket("2001:db8::7".parse().unwrap())),

@@ -143,14 +143,13 @@ fn echo_all(config: &Config, addresses: &[Result<Address, String>], families: &[
             let echo = match address {
                 Err(reason) => Echo::Unresolved(reason.clone()),
                 Ok(address) if !probed.contains(&index) => Echo::NoSocket(address.ip),
-                Ok(address) => {
-                    let at = probed.iter().position(|&i| i == index);
-                    let rtt = match (&rtts, at) {
-                        (Ok(rtts), Some(at)) => rtts[at],
-                        _ => None,
-                    };
-                    Echo::Probed { address: address.to_string(), rtt }
-                }
+                Ok(address) => match &rtts {
+                    Ok(rtts) => {
+                        let at = probed.iter().position(|&i| i == index);
+                        Echo::Probed { address: address.to_string(), rtt: at.and_then(|at| rtts[at]) }
+                    }
+                    Err(reason) => Echo::NotProbed(reason.clone()),
+                },
             };
             TargetEcho { name: target.name.to_string(), host: target.host.to_string(), echo }
         })
@@ -164,7 +163,12 @@ fn probe(
     addresses: &[Result<Address, String>],
     probed: &[usize],
 ) -> Result<Vec<Option<Duration>>, String> {
-    let scratch = std::env::temp_dir().join(format!("latency-doctor-{}", std::process::id()));
+    // A directory of its own, made afresh (mkdtemp): a name someone else could have made
+    // first, a link elsewhere say, would have root write where they chose.
+    let scratch =
+        nix::unistd::mkdtemp(&std::env::temp_dir().join("latency-doctor-XXXXXX")).map_err(|errno| {
+            format!("make a scratch directory in {}: {}", std::env::temp_dir().display(), errno.desc())
+        })?;
     let outcome = probe_with_scratch(config, addresses, probed, &scratch);
     let _ = fs::remove_dir_all(&scratch);
     outcome
