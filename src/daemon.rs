@@ -27,7 +27,7 @@ use crate::packet::{Family, Token};
 use crate::privilege::{self, Bounding, PrivilegeError};
 use crate::prober::{Heartbeat, Prober, ProberHandle, Settings};
 use crate::resolve::{self, LogEvent, Resolution};
-use crate::stats::{self, Refilled, TargetStats, Window};
+use crate::stats::{self, TargetStats, Window};
 use crate::store::{Store, StoreError};
 
 pub const VERSION: &str = env!("CARGO_PKG_VERSION");
@@ -312,7 +312,8 @@ pub fn run(config: Config) -> Result<(), DaemonError> {
     let watchdog_every = watchdog_interval();
     let heartbeat = Arc::new(Heartbeat::default());
     let target_names: Vec<Name> = targets.iter().map(|target| target.name.clone()).collect();
-    let monitor = Arc::new(refilled_monitor(&store, &target_names));
+    let monitor = Arc::new(Monitor::new(&target_names, true));
+    refill_in_background(&store, &target_names, monitor.clone())?;
     let (prober, prober_thread) = if targets.is_empty() {
         warn!("no target configured: set LATENCY_TARGET or pass --target; /latency answers 503 until then");
         (None, None)
@@ -386,35 +387,45 @@ pub fn run(config: Config) -> Result<(), DaemonError> {
     Ok(())
 }
 
-/// The targets' metrics, with their windows as the results file's last 24 hours left them,
-/// so that a restart does not blank them. A file that cannot be read leaves them empty.
-fn refilled_monitor(store: &Store, names: &[Name]) -> Monitor {
-    let mut stats: Vec<TargetStats> = names.iter().map(|_| TargetStats::new()).collect();
+/// Reads the last 24 hours of the results file back into the statistics, on a thread of its
+/// own: a day of a hundred targets is a few hundred MB, which must not hold up the start.
+/// The stretch is fixed now, before the prober appends anything, so no live probe is read
+/// back as well.
+fn refill_in_background(store: &Store, names: &[Name], monitor: Arc<Monitor>) -> Result<(), DaemonError> {
     let now = clock::local(SystemTime::now()).seconds();
-    let from = LocalTime::from_seconds(now - Window::Day.seconds());
-    let read = store.since(from).and_then(|excerpt| {
-        stats::refill_from(&mut stats, names, excerpt.file.take(excerpt.len))
-            .map_err(|err| StoreError::Read { path: store.path().to_path_buf(), err })
-    });
-    let refilled = match read {
-        Ok(refilled) => {
-            if refilled.used + refilled.skipped > 0 {
-                info!(
-                    "statistics refilled from the last 24 hours of {}: {} lines, {} skipped (another form or target)",
-                    store.path().display(),
-                    refilled.used,
-                    refilled.skipped
-                );
+    let history = store.since(LocalTime::from_seconds(now - Window::Day.seconds()));
+    let path = store.path().to_path_buf();
+    let names = names.to_vec();
+    let refill = move || {
+        let mut stats: Vec<TargetStats> = names.iter().map(|_| TargetStats::new()).collect();
+        let read = history.and_then(|excerpt| {
+            stats::refill_from(&mut stats, &names, excerpt.file.take(excerpt.len))
+                .map_err(|err| StoreError::Read { path: path.clone(), err })
+        });
+        match read {
+            Ok(refilled) => {
+                if refilled.used + refilled.skipped > 0 {
+                    info!(
+                        "statistics refilled from the last 24 hours of {}: {} lines, {} skipped (another form or target)",
+                        path.display(),
+                        refilled.used,
+                        refilled.skipped
+                    );
+                }
+                monitor.refilled(Some((stats, refilled)));
             }
-            refilled
-        }
-        Err(err) => {
-            warn!("{err}; the statistics start empty");
-            stats.iter_mut().for_each(|target| *target = TargetStats::new());
-            Refilled::default()
+            Err(err) => {
+                warn!("{err}; the statistics hold only what is probed from now on");
+                monitor.refilled(None);
+            }
         }
     };
-    Monitor::new(names, stats, refilled)
+    thread::Builder::new().name("refill".into()).spawn(refill).map_err(|err| DaemonError::Setup {
+        what: "start the refill thread",
+        value: String::new(),
+        err,
+    })?;
+    Ok(())
 }
 
 /// At most this many targets are named in the start line and systemd's status: a

@@ -43,7 +43,51 @@ struct Watched {
     late: IntCounter,
     /// The address the target's gauges are labelled with, once it has been probed.
     address: Mutex<Option<String>>,
-    stats: Mutex<TargetStats>,
+    windows: Mutex<Windows>,
+}
+
+/// What the statistics record of a target.
+#[derive(Debug, Clone, Copy)]
+enum Event {
+    Probe(Sample),
+    Duplicate,
+    Late,
+}
+
+impl Event {
+    fn apply(self, stats: &mut TargetStats, at: i64) {
+        match self {
+            Event::Probe(sample) => stats.record(at, sample),
+            Event::Duplicate => stats.duplicate(at),
+            Event::Late => stats.late(at),
+        }
+    }
+}
+
+/// The most events kept for a target while the file is read back: at 10 probes a second,
+/// an hour and more. Past it the target keeps only what it saw live.
+const KEPT_MAX: usize = 40_000;
+
+/// A target's windows. While the results file is read back at start (`meanwhile` is some),
+/// what is recorded live is kept as well, to be recorded again, in order, into the windows
+/// read back: the read delays neither the start nor the probes, and the windows still take
+/// every probe in the order it was sent, which their rule for a clock going back needs.
+struct Windows {
+    stats: TargetStats,
+    meanwhile: Option<Vec<(i64, Event)>>,
+}
+
+impl Windows {
+    fn record(&mut self, at: i64, event: Event) {
+        event.apply(&mut self.stats, at);
+        if let Some(kept) = &mut self.meanwhile {
+            if kept.len() < KEPT_MAX {
+                kept.push((at, event));
+            } else {
+                self.meanwhile = None;
+            }
+        }
+    }
 }
 
 pub struct Monitor {
@@ -54,7 +98,8 @@ pub struct Monitor {
     last_reply: GaugeVec,
     ignored: IntCounter,
     write_errors: IntCounter,
-    refilled: Refilled,
+    /// What the read-back of the results file found; none while it runs.
+    refilled: Mutex<Option<Refilled>>,
 }
 
 fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
@@ -74,9 +119,10 @@ fn opts(name: &str, help: &str) -> Opts {
 }
 
 impl Monitor {
-    /// Series for `targets` (their NAMEs, in configured order), at zero, and their windows
-    /// as the results file refilled them (`stats` in the same order).
-    pub fn new(targets: &[Name], stats: Vec<TargetStats>, refilled: Refilled) -> Monitor {
+    /// Series for `targets` (their NAMEs, in configured order), at zero, and their windows,
+    /// empty. With `refilling`, the windows read back from the results file are to come
+    /// (`refilled`).
+    pub fn new(targets: &[Name], refilling: bool) -> Monitor {
         let registry = Registry::new();
         let rtt = register(
             &registry,
@@ -113,8 +159,7 @@ impl Monitor {
         );
         let targets = targets
             .iter()
-            .zip(stats)
-            .map(|(name, stats)| {
+            .map(|name| {
                 let label = [&**name];
                 let result = |result: &str| probes.with_label_values(&[&**name, result]);
                 Watched {
@@ -126,7 +171,10 @@ impl Monitor {
                     duplicates: duplicates.with_label_values(&label),
                     late: late.with_label_values(&label),
                     address: Mutex::new(None),
-                    stats: Mutex::new(stats),
+                    windows: Mutex::new(Windows {
+                        stats: TargetStats::new(),
+                        meanwhile: refilling.then(Vec::new),
+                    }),
                 }
             })
             .collect();
@@ -173,7 +221,29 @@ impl Monitor {
         );
         build.with_label_values(&[env!("CARGO_PKG_VERSION")]).set(1);
         registry.register(Box::new(ProcessMetrics::new())).expect("the process metrics are registered once");
+        let refilled = Mutex::new((!refilling).then(Refilled::default));
         Monitor { registry, targets, up, last_rtt, last_reply, ignored, write_errors, refilled }
+    }
+
+    /// The windows read back from the results file (`read`, in the targets' order), with
+    /// what was recorded live meanwhile recorded into them again; or, when the file could not
+    /// be read (`read` is none), the live windows alone from now on.
+    pub fn refilled(&self, read: Option<(Vec<TargetStats>, Refilled)>) {
+        let (mut read, refilled) = match read {
+            Some((read, refilled)) => (read.into_iter(), refilled),
+            None => (Vec::new().into_iter(), Refilled::default()),
+        };
+        for target in &self.targets {
+            let mut windows = lock(&target.windows);
+            // Too much came meanwhile, or nothing was read: the live windows stand.
+            if let (Some(kept), Some(mut stats)) = (windows.meanwhile.take(), read.next()) {
+                for (at, event) in kept {
+                    event.apply(&mut stats, at);
+                }
+                windows.stats = stats;
+            }
+        }
+        *lock(&self.refilled) = Some(refilled);
     }
 
     /// Counts an ended probe, answered at `now` if it was.
@@ -184,7 +254,7 @@ impl Monitor {
             (Outcome::Timeout, Some(error)) => Sample::Error(error.label()),
             (Outcome::Timeout, None) => Sample::Timeout,
         };
-        lock(&target.stats).record(measurement.line.sent.seconds(), sample);
+        lock(&target.windows).record(measurement.line.sent.seconds(), Event::Probe(sample));
         let address = measurement.address.map_or_else(String::new, |address: Address| address.to_string());
         self.relabel(target, &address);
         let labels = [&*target.name, address.as_str()];
@@ -224,7 +294,7 @@ impl Monitor {
     pub fn duplicate(&self, target: usize, at: i64) {
         if let Some(target) = self.targets.get(target) {
             target.duplicates.inc();
-            lock(&target.stats).duplicate(at);
+            lock(&target.windows).record(at, Event::Duplicate);
         }
     }
 
@@ -232,7 +302,7 @@ impl Monitor {
     pub fn late(&self, target: usize, at: i64) {
         if let Some(target) = self.targets.get(target) {
             target.late.inc();
-            lock(&target.stats).late(at);
+            lock(&target.windows).record(at, Event::Late);
         }
     }
 
@@ -253,7 +323,8 @@ impl Monitor {
             .filter(|target| only.is_none_or(|name| *target.name == *name))
             .map(|target| {
                 let address = lock(&target.address).clone().filter(|address| !address.is_empty());
-                let stats = lock(&target.stats);
+                let windows = lock(&target.windows);
+                let stats = &windows.stats;
                 TargetView {
                     name: target.name.clone(),
                     address,
@@ -263,7 +334,7 @@ impl Monitor {
                 }
             })
             .collect();
-        Overview { targets, refill: self.refilled }
+        Overview { targets, refill: *lock(&self.refilled) }
     }
 
     /// Every metric in the text exposition format (`CONTENT_TYPE`).
@@ -287,8 +358,7 @@ mod tests {
 
     fn monitor(names: &[&str]) -> Monitor {
         let names: Vec<Name> = names.iter().map(|name| name.parse().expect("a valid name")).collect();
-        let stats = names.iter().map(|_| TargetStats::new()).collect();
-        Monitor::new(&names, stats, Refilled { used: 0, skipped: 0 })
+        Monitor::new(&names, false)
     }
 
     fn measured(
@@ -381,5 +451,50 @@ mod tests {
         let text = super::tests::text(&monitor);
         assert_eq!(sample(&text, r#"latency_target_up{address="",target="a"}"#), Some("0"), "{text}");
         assert_eq!(sample(&text, r#"latency_probes_total{result="reply",target="a"}"#), Some("2"));
+    }
+
+    #[test]
+    fn probes_made_while_the_file_is_read_back_are_kept_and_counted_after_it() {
+        let names: Vec<Name> = vec!["a".parse().expect("a name"), "b".parse().expect("a name")];
+        let monitor = Monitor::new(&names, true);
+        let now = SystemTime::now();
+        let sent = |minute: u8| LocalTime { minute, ..SENT };
+        let live = |target, minute, outcome| Measurement {
+            target,
+            line: Line { sent: sent(minute), target: None, outcome },
+            address: None,
+            error: None,
+        };
+        monitor.ended(&live(0, 56, Outcome::Reply(Duration::from_millis(2))), now);
+        monitor.ended(&live(1, 56, Outcome::Timeout), now);
+        let at = sent(56).seconds();
+        assert_eq!(monitor.overview(None, at).refill, None, "still reading");
+        assert_eq!(monitor.overview(None, at).targets[0].windows[0].sent, 1, "live probes show at once");
+
+        // The file held two older probes of a; b's read-back is missing (none came back).
+        let mut a = TargetStats::new();
+        a.record(sent(50).seconds(), Sample::Reply(Duration::from_millis(1)));
+        a.record(sent(55).seconds(), Sample::Timeout);
+        monitor.refilled(Some((vec![a], Refilled { used: 2, skipped: 0 })));
+        let overview = monitor.overview(None, at);
+        assert_eq!(overview.refill, Some(Refilled { used: 2, skipped: 0 }));
+        let hour = &overview.targets[0].windows[1];
+        assert_eq!((hour.sent, hour.replies, hour.timeouts), (3, 2, 1), "read back, then live: {hour:?}");
+        let b = &overview.targets[1].windows[1];
+        assert_eq!((b.sent, b.timeouts), (1, 1), "nothing read for b: its live windows stand");
+
+        monitor.ended(&live(0, 57, Outcome::Reply(Duration::from_millis(3))), now);
+        assert_eq!(monitor.overview(None, sent(57).seconds()).targets[0].windows[1].sent, 4, "recorded once");
+    }
+
+    #[test]
+    fn a_file_that_cannot_be_read_back_leaves_the_live_windows() {
+        let names: Vec<Name> = vec!["a".parse().expect("a name")];
+        let monitor = Monitor::new(&names, true);
+        monitor.ended(&measured(0, Outcome::Timeout, None, None), SystemTime::now());
+        monitor.refilled(None);
+        let overview = monitor.overview(None, SENT.seconds());
+        assert_eq!(overview.refill, Some(Refilled::default()));
+        assert_eq!(overview.targets[0].windows[0].timeouts, 1);
     }
 }

@@ -24,10 +24,11 @@ pub struct TargetView {
     pub chart: Vec<ChartPoint>,
 }
 
-/// Every target, and what the start-up refill read from the results file.
+/// Every target, and what the start-up refill read from the results file (none while it
+/// reads).
 pub struct Overview {
     pub targets: Vec<TargetView>,
-    pub refill: Refilled,
+    pub refill: Option<Refilled>,
 }
 
 fn millis(duration: Duration) -> f64 {
@@ -45,7 +46,8 @@ struct TargetJson<'a> {
 #[derive(Serialize)]
 struct OverviewJson<'a> {
     targets: Vec<TargetJson<'a>>,
-    refill: RefillJson,
+    /// Null while the results file is read back.
+    refill: Option<RefillJson>,
 }
 
 #[derive(Serialize)]
@@ -72,7 +74,7 @@ pub fn stats_json(overview: &Overview) -> Vec<u8> {
             jitter_rfc3550_ms: target.jitter.map(millis),
         })
         .collect();
-    let refill = RefillJson { used: overview.refill.used, skipped: overview.refill.skipped };
+    let refill = overview.refill.map(|refill| RefillJson { used: refill.used, skipped: refill.skipped });
     // Strings, integers and finite floats: serializing cannot fail.
     let mut body = serde_json::to_vec_pretty(&OverviewJson { targets, refill }).unwrap_or_default();
     body.push(b'\n');
@@ -150,11 +152,14 @@ pub fn stats_text(overview: &Overview) -> String {
         text.push_str(line.join("  ").trim_end());
         text.push('\n');
     }
-    let _ = writeln!(
-        text,
-        "times in ms; refilled at start from the results file: {} lines, {} skipped",
-        overview.refill.used, overview.refill.skipped
-    );
+    let _ = match overview.refill {
+        Some(refill) => writeln!(
+            text,
+            "times in ms; refilled at start from the results file: {} lines, {} skipped",
+            refill.used, refill.skipped
+        ),
+        None => writeln!(text, "times in ms; the last 24 h of the results file are still being read back"),
+    };
     text
 }
 
@@ -212,6 +217,16 @@ fn escape(text: &str) -> String {
         .collect()
 }
 
+/// Neighbouring buckets with loss of one colour, drawn as one mark.
+struct LossRun {
+    left: f64,
+    start: i64,
+    end: i64,
+    colour: &'static str,
+    lost: u64,
+    sent: u64,
+}
+
 /// The SVG chart of one target's last 24 h, ending with the bucket holding `now`.
 fn chart(points: &[ChartPoint], now: i64) -> String {
     let first = (now.div_euclid(BUCKET) - (BUCKETS - 1)) * BUCKET;
@@ -259,24 +274,44 @@ fn chart(points: &[ChartPoint], now: i64) -> String {
     }
     let mut smoke = String::new();
     let mut median = Vec::new();
+    let mut losses: Vec<LossRun> = Vec::new();
     for point in &shown {
         let left = x(point.start);
         if let (Some(min), Some(max), Some(mid)) = (point.min, point.max, point.median) {
             let (upper, lower) = (y(max), y(min));
             // At least a hairline, so a steady target still shows its band.
             let height = (lower - upper).max(0.5);
-            let _ = write!(smoke, "M{left:.2} {upper:.2}h{column:.2}v{height:.2}h-{column:.2}Z");
-            median.push(format!("{:.2},{:.2}", left + column / 2.0, y(mid)));
+            let _ = write!(smoke, "M{left:.1} {upper:.1}h{column:.2}v{height:.1}h-{column:.2}Z");
+            median.push(format!("{:.1},{:.1}", left + column / 2.0, y(mid)));
         }
         if point.lost > 0 {
-            let _ = write!(
-                svg,
-                r##"<rect class="loss" x="{left:.2}" y="{LOSS_TOP}" width="{column:.2}" height="{LOSS_HEIGHT}" fill="{}"><title>{} of {} lost</title></rect>"##,
-                loss_colour(point.lost, point.sent),
-                point.lost,
-                point.sent
-            );
+            let colour = loss_colour(point.lost, point.sent);
+            match losses.last_mut() {
+                // Neighbouring buckets of one colour make one mark: a day of steady loss
+                // is one element, not 288.
+                Some(run) if run.colour == colour && run.end == point.start => {
+                    run.end += BUCKET;
+                    run.lost += point.lost;
+                    run.sent += point.sent;
+                }
+                _ => losses.push(LossRun {
+                    left,
+                    end: point.start + BUCKET,
+                    start: point.start,
+                    colour,
+                    lost: point.lost,
+                    sent: point.sent,
+                }),
+            }
         }
+    }
+    for run in &losses {
+        let width = (run.end - run.start) as f64 / BUCKET as f64 * column;
+        let _ = write!(
+            svg,
+            r##"<rect class="loss" x="{:.1}" y="{LOSS_TOP}" width="{width:.2}" height="{LOSS_HEIGHT}" fill="{}"><title>{} of {} lost</title></rect>"##,
+            run.left, run.colour, run.lost, run.sent
+        );
     }
     let _ = write!(svg, r##"<path class="smoke" d="{smoke}"/>"##);
     let _ = write!(svg, r##"<polyline class="median" points="{}"/>"##, median.join(" "));
@@ -431,7 +466,7 @@ mod tests {
     }
 
     fn overview(targets: Vec<TargetView>) -> Overview {
-        Overview { targets, refill: Refilled { used: 10, skipped: 2 } }
+        Overview { targets, refill: Some(Refilled { used: 10, skipped: 2 }) }
     }
 
     #[test]
@@ -453,7 +488,8 @@ mod tests {
         assert_eq!(points(sections[0]), 3, "the bucket older than 24 h is left out");
         assert_eq!(sections[0].matches("class=\"loss\"").count(), 1);
         assert_eq!(points(sections[1]), 0, "all lost: no median");
-        assert_eq!(sections[1].matches("fill=\"#862e9c\"").count(), 2, "all lost has its own colour");
+        assert_eq!(sections[1].matches("fill=\"#862e9c\"").count(), 1, "neighbours of one colour, one mark");
+        assert!(sections[1].contains("<title>120 of 120 lost</title>"), "{}", sections[1]);
         assert!(!page.contains("<script"), "no JavaScript");
         assert!(!page.contains("src=\"http") && !page.contains("href=\"http"), "no outside asset");
         for (href, _) in LINKS {
@@ -467,7 +503,7 @@ mod tests {
         spike.max = Some(Duration::from_secs(2));
         let svg = chart(&[spike, point(0, 12, 0)], NOW);
         let column = (RIGHT - LEFT) / BUCKETS as f64;
-        assert!(svg.contains(&format!("M{:.2} ", RIGHT - column)), "{svg}");
+        assert!(svg.contains(&format!("M{:.1} ", RIGHT - column)), "{svg}");
         assert!(svg.contains(">2 ms</text>"), "the axis tops at 4 × the highest median, rounded: {svg}");
     }
 

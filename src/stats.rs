@@ -42,7 +42,7 @@
 
 mod sketch;
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 use std::io::{self, Read};
 use std::time::Duration;
 
@@ -579,14 +579,40 @@ pub fn refill<'a>(
     names: &[Name],
     lines: impl Iterator<Item = &'a [u8]>,
 ) -> Refilled {
+    refill_by(stats, &Targets::new(names), lines)
+}
+
+/// Which target a line's NAME is, looked up by hash: a day of a hundred targets is millions
+/// of lines, and comparing each with every name took most of the time of reading them back.
+struct Targets<'n> {
+    single: bool,
+    by_name: HashMap<&'n str, usize>,
+}
+
+impl<'n> Targets<'n> {
+    fn new(names: &'n [Name]) -> Self {
+        let by_name = names.iter().enumerate().map(|(index, name)| (&**name, index)).collect();
+        Targets { single: names.len() == 1, by_name }
+    }
+
+    fn of(&self, line: &Line) -> Option<usize> {
+        match (&line.target, self.single) {
+            (None, true) => Some(0),
+            (Some(name), false) => self.by_name.get(&**name).copied(),
+            _ => None,
+        }
+    }
+}
+
+fn refill_by<'a>(
+    stats: &mut [TargetStats],
+    targets: &Targets,
+    lines: impl Iterator<Item = &'a [u8]>,
+) -> Refilled {
     let mut refilled = Refilled::default();
     for text in lines {
         let line = std::str::from_utf8(text).ok().and_then(|text| text.parse::<Line>().ok());
-        let target = line.as_ref().and_then(|line| match (&line.target, names.len()) {
-            (None, 1) => Some(0),
-            (Some(name), 2..) => names.iter().position(|known| known == name),
-            _ => None,
-        });
+        let target = line.as_ref().and_then(|line| targets.of(line));
         match (line, target.and_then(|target| stats.get_mut(target))) {
             (Some(line), Some(stats)) => {
                 let sample = match line.outcome {
@@ -609,6 +635,7 @@ pub fn refill_from<R: Read>(
     names: &[Name],
     mut reader: R,
 ) -> io::Result<Refilled> {
+    let targets = Targets::new(names);
     let mut buf = vec![0u8; 64 * 1024];
     let (mut filled, mut total) = (0, Refilled::default());
     let mut add = |refilled: Refilled| {
@@ -630,7 +657,7 @@ pub fn refill_from<R: Read>(
                 if std::mem::take(&mut skipping) {
                     lines.next();
                 }
-                add(refill(stats, names, lines));
+                add(refill_by(stats, &targets, lines));
                 buf.copy_within(last + 1..filled, 0);
                 filled -= last + 1;
             }
@@ -644,7 +671,7 @@ pub fn refill_from<R: Read>(
         }
         if read == 0 {
             if filled > 0 && !skipping {
-                add(refill(stats, names, std::iter::once(&buf[..filled])));
+                add(refill_by(stats, &targets, std::iter::once(&buf[..filled])));
             }
             return Ok(total);
         }

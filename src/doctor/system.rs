@@ -30,7 +30,6 @@ use crate::packet::Family;
 use crate::privilege;
 use crate::prober::{Heartbeat, Prober, Settings};
 use crate::resolve::{self, Failure};
-use crate::stats::{Refilled, TargetStats};
 use crate::store::{self, Store, StoreError};
 
 /// `latency doctor [OPTIONS]`: the report on stdout, and the exit status (2: bad options).
@@ -202,8 +201,7 @@ fn probe_with_scratch(
         max_wait: Duration::from_millis(100),
     };
     let names: Vec<_> = config.targets.iter().map(|target| target.name.clone()).collect();
-    let stats = names.iter().map(|_| TargetStats::new()).collect();
-    let monitor = Arc::new(Monitor::new(&names, stats, Refilled::default()));
+    let monitor = Arc::new(Monitor::new(&names, false));
     let (prober, handle) =
         Prober::new(socket, settings, store, monitor, Arc::new(Heartbeat::default()), Box::new(|_| {}));
     let thread = thread::Builder::new()
