@@ -314,8 +314,11 @@ pub fn run(config: Config) -> Result<(), DaemonError> {
         }
         _ => None,
     };
-    let serving =
-        server::start(http, Context { prober: prober.clone(), targets: target_names, store: store.clone() })?;
+    let serving = server::start(
+        http,
+        Context { prober: prober.clone(), targets: target_names, store: store.clone() },
+        config.max_conns_per_client,
+    )?;
     if let Some(notifier) = &notifier {
         notifier.send(&format!(
             "READY=1\nSTATUS=probing {target_text} every {}",
