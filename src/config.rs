@@ -421,7 +421,9 @@ where
     };
     let max_conns_per_client = match given(&MAX_CONNS_PER_CLIENT) {
         Some(g) => match g.value.parse::<usize>() {
-            Ok(count) => NonZeroUsize::new(count).ok_or_else(|| g.error(format!("must be {}", Limit::Fewest(1))))?,
+            Ok(count) => {
+                NonZeroUsize::new(count).ok_or_else(|| g.error(format!("must be {}", Limit::Fewest(1))))?
+            }
             Err(_) => {
                 return Err(g.error(format!(
                     "expected a whole number of connections, like {DEFAULT_MAX_CONNS_PER_CLIENT}"
