@@ -6,6 +6,7 @@ pub mod duration;
 
 use std::fmt;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr, SocketAddrV4};
+use std::num::NonZeroUsize;
 use std::path::PathBuf;
 use std::time::Duration;
 
@@ -28,6 +29,9 @@ pub const DEFAULT_RESOLVE_EVERY: Duration = Duration::from_secs(5 * 60);
 pub const MIN_RESOLVE_EVERY: Duration = Duration::from_secs(1);
 /// The longest period accepted: a moved host would be missed for longer than any DNS TTL lasts.
 pub const MAX_RESOLVE_EVERY: Duration = Duration::from_secs(24 * 60 * 60);
+/// The HTTP connections one client may hold when no number is given: each holds a thread, and
+/// the unit's `TasksMax=512` leaves room for many clients of this many.
+pub const DEFAULT_MAX_CONNS_PER_CLIENT: NonZeroUsize = NonZeroUsize::new(32).expect("32 is not zero");
 /// The longest interface name Linux accepts (IFNAMSIZ less its terminating NUL).
 const MAX_ZONE_LEN: usize = 15;
 
@@ -45,6 +49,8 @@ pub struct Config {
     pub timeout: Duration,
     pub listen: SocketAddr,
     pub results: PathBuf,
+    /// HTTP connections one client (an IPv4 address, an IPv6 /64) may hold at once.
+    pub max_conns_per_client: NonZeroUsize,
 }
 
 /// One host to probe and the name its lines and `?target=` use.
@@ -146,6 +152,8 @@ pub enum Limit {
     AtLeast(Duration),
     AtMost(Duration),
     ShorterThanInterval,
+    /// At least this many connections.
+    Fewest(usize),
 }
 
 impl fmt::Display for Limit {
@@ -154,6 +162,7 @@ impl fmt::Display for Limit {
             Limit::AtLeast(min) => write!(f, "at least {}", duration::format(*min)),
             Limit::AtMost(max) => write!(f, "at most {}", duration::format(*max)),
             Limit::ShorterThanInterval => f.write_str("shorter than the interval"),
+            Limit::Fewest(min) => write!(f, "at least {min} connection"),
         }
     }
 }
@@ -248,8 +257,19 @@ pub const RESULTS: Setting = Setting {
     default_varies: ", or $STATE_DIRECTORY/results.txt under systemd",
     limits: &[],
 };
-pub const SETTINGS: [&Setting; 7] =
-    [&TARGET, &FAMILY, &RESOLVE_EVERY, &INTERVAL, &TIMEOUT, &LISTEN, &RESULTS];
+pub const MAX_CONNS_PER_CLIENT: Setting = Setting {
+    flag: "--max-conns-per-client",
+    env: "LATENCY_MAX_CONNS_PER_CLIENT",
+    placeholder: "N",
+    about: "HTTP connections one client (an IPv4 address, an IPv6 /64) may hold at once; more \
+            are answered 503 at once, so that one client cannot take the threads (each \
+            connection holds one) every other client needs",
+    default: || Some(DEFAULT_MAX_CONNS_PER_CLIENT.to_string()),
+    default_varies: "",
+    limits: &[Limit::Fewest(1)],
+};
+pub const SETTINGS: [&Setting; 8] =
+    [&TARGET, &FAMILY, &RESOLVE_EVERY, &INTERVAL, &TIMEOUT, &LISTEN, &RESULTS, &MAX_CONNS_PER_CLIENT];
 
 /// The `--help` text, written from [`SETTINGS`].
 pub fn usage() -> String {
@@ -400,7 +420,29 @@ where
         Some(g) => parse_results_path(&g)?,
         None => default_results_path(env("STATE_DIRECTORY")),
     };
-    Ok(Command::Run(Config { targets, family, resolve_every, interval, timeout, listen, results }))
+    let max_conns_per_client = match given(&MAX_CONNS_PER_CLIENT) {
+        Some(g) => match g.value.parse::<usize>() {
+            Ok(count) => {
+                NonZeroUsize::new(count).ok_or_else(|| g.error(format!("must be {}", Limit::Fewest(1))))?
+            }
+            Err(_) => {
+                return Err(g.error(format!(
+                    "expected a whole number of connections, like {DEFAULT_MAX_CONNS_PER_CLIENT}"
+                )));
+            }
+        },
+        None => DEFAULT_MAX_CONNS_PER_CLIENT,
+    };
+    Ok(Command::Run(Config {
+        targets,
+        family,
+        resolve_every,
+        interval,
+        timeout,
+        listen,
+        results,
+        max_conns_per_client,
+    }))
 }
 
 /// The targets of each `--target` value, or of `LATENCY_TARGET`: entries separated by commas
@@ -754,6 +796,7 @@ mod tests {
                 timeout: Duration::from_secs(2),
                 listen: "0.0.0.0:5000".parse().unwrap(),
                 results: "/var/lib/latency/results.txt".into(),
+                max_conns_per_client: NonZeroUsize::new(32).unwrap(),
             }
         );
     }
@@ -868,17 +911,16 @@ mod tests {
             // A long interval leaves room for the longest timeout.
             let interval = if setting.flag == INTERVAL.flag { "100ms" } else { "2h" };
             for limit in setting.limits {
+                let dur = duration::format;
                 let (inside, outside, interval) = match *limit {
-                    Limit::AtLeast(min) => (min, min - ms(1), interval),
-                    Limit::AtMost(max) => (max, max + ms(1), interval),
-                    Limit::ShorterThanInterval => (ms(9_999), ms(10_000), "10s"),
+                    Limit::AtLeast(min) => (dur(min), dur(min - ms(1)), interval),
+                    Limit::AtMost(max) => (dur(max), dur(max + ms(1)), interval),
+                    Limit::ShorterThanInterval => (dur(ms(9_999)), dur(ms(10_000)), "10s"),
+                    Limit::Fewest(min) => (min.to_string(), (min - 1).to_string(), interval),
                 };
-                let args = |value: Duration| {
-                    let value = duration::format(value);
-                    run(&["--interval", interval, setting.flag, &value], &[])
-                };
-                assert!(args(inside).is_ok(), "{} {limit}: {:?}", setting.flag, args(inside));
-                let err = args(outside).expect_err(&format!("{} {limit}", setting.flag));
+                let args = |value: &str| run(&["--interval", interval, setting.flag, value], &[]);
+                assert!(args(&inside).is_ok(), "{} {limit}: {:?}", setting.flag, args(&inside));
+                let err = args(&outside).expect_err(&format!("{} {limit}", setting.flag));
                 assert!(
                     err.reason.starts_with(&format!("must be {limit}")),
                     "{} {limit}: {err}",

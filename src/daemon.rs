@@ -339,7 +339,7 @@ pub fn run(config: Config) -> Result<(), DaemonError> {
         _ => None,
     };
     let context = Context { prober: prober.clone(), targets: target_names, store: store.clone(), monitor };
-    let serving = server::start(http, context)?;
+    let serving = server::start(http, context, config.max_conns_per_client)?;
     if let Some(notifier) = &notifier {
         notifier.send(&format!(
             "READY=1\nSTATUS=probing {target_text} every {}",

@@ -167,7 +167,8 @@ fn stated_defaults(text: &str) -> Vec<String> {
         .collect()
 }
 
-/// Every "at least DUR", "at most DUR" and "shorter than the interval" in `text`.
+/// Every "at least DUR", "at most DUR", "at least N connection" and "shorter than the interval"
+/// in `text`.
 fn stated_limits(text: &str) -> BTreeSet<String> {
     let text = text.to_lowercase().split_whitespace().collect::<Vec<_>>().join(" ");
     let mut limits = BTreeSet::new();
@@ -177,6 +178,8 @@ fn stated_limits(text: &str) -> BTreeSet<String> {
             let value: String = rest.chars().take_while(char::is_ascii_alphanumeric).collect();
             if duration::parse(&value).is_ok() {
                 limits.insert(format!("{bound}{value}"));
+            } else if value.parse::<usize>().is_ok() && rest[value.len()..].starts_with(" connection") {
+                limits.insert(format!("{bound}{value} connection"));
             }
         }
     }

@@ -2,8 +2,9 @@
 joined by a veth link, the real `latency` binary started inside one of them, and an echo
 target (the kernel, or tests/responder.py) in the other.
 
-Addresses come from 198.51.100.0/24 (TEST-NET-2) and 2001:db8:51::/64 (documentation); both
-ends live in namespaces this module creates, so no packet leaves them.
+Addresses come from 198.51.100.0/24 (TEST-NET-2) and 2001:db8:51::/64 (documentation), and
+those of further clients from 203.0.113.0/24 (TEST-NET-3); every end lives in a namespace
+this module creates, so no packet leaves them.
 """
 import contextlib
 import ctypes
@@ -58,6 +59,8 @@ class Namespaces:
 
     def __init__(self):
         tag = f"lt{os.getpid() % 100000}x{next(_counter)}"
+        self.tag = tag
+        self.clients = []
         self.daemon, self.target = f"{tag}a", f"{tag}b"
         self.daemon_if, self.target_if = f"{tag}va", f"{tag}vb"
         run("ip", "netns", "add", self.daemon)
@@ -91,6 +94,25 @@ class Namespaces:
                         for ip in ips)
         run("ip", "-n", ns, "-batch", "-", input=batch)
 
+    def add_client(self):
+        """One more host, a client of the daemon's from an address of its own: a namespace
+        linked to the daemon's by a veth pair of its own, on a /30 of 203.0.113.0/24 (the
+        n-th client is 203.0.113.4n+2, the daemon's end 203.0.113.4n+1), routed to the
+        daemon's addresses. Returns the namespace's name and the client's address."""
+        n = len(self.clients)
+        ns, daemon_if, client_if = f"{self.tag}c{n}", f"{self.tag}c{n}d", f"{self.tag}c{n}c"
+        daemon_end, client = f"203.0.113.{4 * n + 1}", f"203.0.113.{4 * n + 2}"
+        run("ip", "netns", "add", ns)
+        self.clients.append(ns)
+        run("ip", "link", "add", daemon_if, "netns", self.daemon, "type", "veth",
+            "peer", "name", client_if, "netns", ns)
+        run("ip", "-n", self.daemon, "addr", "add", f"{daemon_end}/30", "dev", daemon_if)
+        run("ip", "-n", ns, "addr", "add", f"{client}/30", "dev", client_if)
+        for namespace, dev in ((self.daemon, daemon_if), (ns, client_if), (ns, "lo")):
+            run("ip", "-n", namespace, "link", "set", dev, "up")
+        run("ip", "-n", ns, "route", "add", f"{DAEMON_IP}/32", "via", daemon_end)
+        return ns, client
+
     def sysctl(self, ns, setting):
         self.exec(ns, "sysctl", "-qw", setting)
 
@@ -123,7 +145,7 @@ class Namespaces:
             conn.close()
 
     def remove(self):
-        for ns in (self.daemon, self.target):
+        for ns in (self.daemon, self.target, *self.clients):
             pids = run("ip", "netns", "pids", ns, check=False).stdout.split()
             for pid in pids:
                 try:

@@ -5,6 +5,7 @@
 use std::fmt;
 use std::io::{self, Read};
 use std::net::{SocketAddr, TcpListener};
+use std::num::NonZeroUsize;
 use std::panic::{self, AssertUnwindSafe};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
@@ -84,7 +85,13 @@ pub fn bind(addr: SocketAddr) -> Result<Bound, ServerError> {
 
 /// Starts serving. The server lives until the process exits: the prober alone writes the
 /// results file, so nothing an HTTP thread is doing at exit can tear a line.
-pub fn start(bound: Bound, context: Context) -> Result<Serving, ServerError> {
+/// A client holding `max_conns_per_client` connections has the rest refused at once, in
+/// tiny_http's accept loop (patch 17), before they cost a thread.
+pub fn start(
+    bound: Bound,
+    context: Context,
+    max_conns_per_client: NonZeroUsize,
+) -> Result<Serving, ServerError> {
     let Bound { listener, addr } = bound;
     let probing = Arc::new(AtomicUsize::new(0));
     let shared = Shared {
@@ -93,13 +100,14 @@ pub fn start(bound: Bound, context: Context) -> Result<Serving, ServerError> {
         refusal_log: Mutex::new(Throttle::for_journal()),
         probing: probing.clone(),
     };
-    let server = tiny_http::Server::from_listener_with_handler(listener, None, move |request| {
-        // A panic answering one request must not cost tiny_http the connection's thread.
-        if panic::catch_unwind(AssertUnwindSafe(|| handle(request, &shared))).is_err() {
-            error!("an HTTP thread panicked answering a request; the client's connection was dropped");
-        }
-    })
-    .map_err(|err| ServerError::Bind { addr, err: io::Error::other(err.to_string()) })?;
+    let server =
+        tiny_http::Server::from_listener_with_handler(listener, None, max_conns_per_client, move |request| {
+            // A panic answering one request must not cost tiny_http the connection's thread.
+            if panic::catch_unwind(AssertUnwindSafe(|| handle(request, &shared))).is_err() {
+                error!("an HTTP thread panicked answering a request; the client's connection was dropped");
+            }
+        })
+        .map_err(|err| ServerError::Bind { addr, err: io::Error::other(err.to_string()) })?;
     // Dropping the server would stop it accepting connections.
     std::mem::forget(server);
     Ok(Serving { probing })

@@ -3,8 +3,10 @@ and clients that misbehave."""
 import http.client
 import os
 import re
+import signal
 import socket
 import time
+from pathlib import Path
 
 import pytest
 
@@ -12,6 +14,9 @@ from callers import timed_calls
 from lab import DAEMON_IP, LINE, NOBODY, PORT, TARGET_IP, run, wait_until
 
 SLOW = ("--target", TARGET_IP, "--interval", "60s", "--timeout", "1s")
+# For tests of what many connections from one client do to the threads: past the 32 a client
+# may hold by default, the rest would be refused before they reached what is tested.
+UNCAPPED = ("--max-conns-per-client", "1000")
 
 
 def test_routing_answers_each_case_with_a_one_line_reason(net, start):
@@ -133,12 +138,12 @@ def year_of_lines(path, count=525_600):
     return len(line) * count
 
 
-def serving_a_year(start, tmp_path):
+def serving_a_year(start, tmp_path, *flags):
     """A daemon serving a year-long results file: its path, size and the daemon."""
     results = tmp_path / "state" / "results.txt"
     results.parent.mkdir()
     size = year_of_lines(results)
-    daemon = start(*SLOW, "--results", str(results)).ready()
+    daemon = start(*SLOW, "--results", str(results), *flags).ready()
     return results, size, daemon
 
 
@@ -251,7 +256,7 @@ def test_more_connections_than_threads_wait_their_turn(net, start, nobody_dir):
     # take the HTTP server down.
     limit = ("prlimit", "--nproc=40:40", "--")
     net.sysctl(net.daemon, "net.ipv4.ping_group_range=0 2147483647")
-    daemon = start(*SLOW, results=nobody_dir / "results.txt", prefix=limit + NOBODY).ready()
+    daemon = start(*SLOW, *UNCAPPED, results=nobody_dir / "results.txt", prefix=limit + NOBODY).ready()
     silent = [net.connect() for _ in range(60)]
     time.sleep(0.5)
     assert "cannot start a thread" in daemon.text()
@@ -403,7 +408,7 @@ def test_a_doubtful_content_length_gets_400_and_a_closed_connection(net, start):
 def test_a_body_trickled_in_holds_no_worker(net, start):
     # The daemon reads no request body: the request is answered and its connection closed at
     # once, however slowly the body would come.
-    start(*SLOW).ready()
+    start(*SLOW, *UNCAPPED).ready()
     trickling = []
     for _ in range(130):
         conn = net.connect()
@@ -456,7 +461,7 @@ def test_connections_that_waited_for_a_thread_past_30s_are_dropped_at_once(net, 
     # caller waiting a minute, and a client reconnecting them every 30 s kept it out for good.
     limit = ("prlimit", "--nproc=40:40", "--")
     net.sysctl(net.daemon, "net.ipv4.ping_group_range=0 2147483647")
-    daemon = start(*SLOW, results=nobody_dir / "results.txt", prefix=limit + NOBODY).ready()
+    daemon = start(*SLOW, *UNCAPPED, results=nobody_dir / "results.txt", prefix=limit + NOBODY).ready()
     silent = [net.connect() for _ in range(100)]
     opened = time.monotonic()
     wait_until(lambda: "cannot start a thread" in daemon.text(), 5, "the thread limit reached")
@@ -517,7 +522,7 @@ def test_a_download_cut_short_by_copytruncate_fails_visibly(net, start, tmp_path
 
 
 def test_long_downloads_are_limited_but_tails_are_not(net, start, tmp_path):
-    results, _, daemon = serving_a_year(start, tmp_path)
+    results, _, daemon = serving_a_year(start, tmp_path, *UNCAPPED)
     stalled = stalled_downloads(net, 32)
     time.sleep(0.5)
     status, headers, body = net.request("GET", "/latency-results")
@@ -539,3 +544,91 @@ def test_long_downloads_are_limited_but_tails_are_not(net, start, tmp_path):
     time.sleep(0.5)
     status, _, body = net.request("GET", "/latency-results")
     assert status == 200 and len(body) == results.stat().st_size, "the slots came back"
+
+
+def test_a_client_holds_at_most_32_connections_and_a_closed_one_frees_its_place(net, start):
+    daemon = start(*SLOW).ready()
+    held = [net.connect() for _ in range(32)]
+    # Connections are accepted in the order they were made: the 33rd finds 32 held.
+    refused = net.connect()
+    began = time.monotonic()
+    reply = reply_then_close(refused.sock, seconds=5)
+    assert time.monotonic() - began < 1.0, "refused at once, not after a wait"
+    refused.close()
+    assert reply.startswith(b"HTTP/1.1 503 ") and b"Retry-After: 1\r\n" in reply, reply
+    assert reply.endswith(b"too many connections from your address (at most 32); close one and try again\n")
+    for conn in held:
+        conn.request("GET", "/latency-results?tail=1")
+        response = conn.getresponse()
+        assert response.status == 200, response.status
+        response.read()
+    # Another client is not held to this one's count.
+    other, _ = net.add_client()
+    status, _, body = net.request("GET", "/latency", ns=other)
+    assert status == 200 and re.match(LINE, body.strip()), body
+    # The place of a connection closed by the client is free once the daemon sees it end.
+    held.pop().close()
+
+    def served():
+        conn = net.connect()
+        try:
+            conn.request("GET", "/latency-results?tail=1")
+            return conn.getresponse().status == 200
+        finally:
+            conn.close()
+    wait_until(served, 2, "a new connection served once one of the 32 closed")
+    assert daemon.text().count("as many as a client may") == 1, "a flood is logged once"
+    for conn in held:
+        conn.close()
+
+
+def test_a_flood_from_one_client_leaves_latency_to_another_under_the_units_tasks_max(net, start, tmp_path):
+    # The unit's TasksMax= is the pids.max of its cgroup, which counts every thread in it: the
+    # daemon gets the same limit here, on a cgroup of its own (cgroup v1's pids controller, as
+    # this machine mounts it), joined before it starts, as systemd does. (RLIMIT_NPROC would
+    # count every process of the user instead, and exempts root.)
+    unit = (Path(__file__).parents[2] / "systemd" / "latency.service").read_text()
+    tasks_max = int(re.search(r"^TasksMax=(\d+)$", unit, re.M).group(1))
+    cgroup = Path("/sys/fs/cgroup/pids") / f"latency-test-{net.tag}"
+    cgroup.mkdir()
+    daemon = None
+    try:
+        (cgroup / "pids.max").write_text(f"{tasks_max}\n")
+        # `ip netns exec` mounts a /sys of its own, without the cgroups: the shell that will
+        # become the daemon stops itself, and is put in the cgroup from here.
+        stopped = ("sh", "-c", 'kill -STOP $$ && exec "$@"', "sh")
+        daemon = start(*SLOW, prefix=stopped)
+        pid = daemon.proc.pid
+        wait_until(lambda: Path(f"/proc/{pid}/stat").read_text().split(") ")[1][0] == "T", 5,
+                   "the daemon's shell stopped")
+        (cgroup / "cgroup.procs").write_text(f"{pid}\n")
+        os.kill(pid, signal.SIGCONT)
+        daemon.ready()
+        flooder, _ = net.add_client()
+        asker, _ = net.add_client()
+        flood = [net.connect(ns=flooder) for _ in range(600)]
+        # Time for the daemon to take them all: a thread each, or a refusal.
+        time.sleep(2)
+        began = time.monotonic()
+        try:
+            status, _, body = net.request("GET", "/latency", ns=asker, timeout=5)
+        except TimeoutError:
+            pytest.fail("GET /latency from another client: no answer within 5 s of 600 silent "
+                        "connections from one client")
+        elapsed = time.monotonic() - began
+        print(f"GET /latency under a flood of 600 silent connections: {elapsed * 1000:.1f} ms")
+        assert status == 200 and re.match(LINE, body.strip()), body
+        assert elapsed < 1.0, elapsed
+        threads = int((cgroup / "pids.current").read_text())
+        assert threads < 100, f"{threads} threads: the flood holds more than its 32"
+        refused = sum(reply_then_close(conn.sock, seconds=1).startswith(b"HTTP/1.1 503 ")
+                      for conn in flood[32:])
+        assert refused == 600 - 32
+        for conn in flood:
+            conn.close()
+        assert daemon.alive()
+    finally:
+        # A cgroup with a task left in it cannot be removed.
+        if daemon:
+            daemon.kill()
+        cgroup.rmdir()

@@ -32,7 +32,9 @@ def test_callers_waiting_at_a_stop_are_told_why(net, start, responder):
     # The replies never come: at SIGTERM a hundred callers are waiting for their lines. Each is
     # told the daemon is stopping, rather than left with a connection closed unanswered.
     responder("--mode", "drop")
-    daemon = start("--target", TARGET_IP, "--interval", "10s", "--timeout", "5s").ready()
+    # A hundred connections from one address: more than a client may hold by default.
+    daemon = start("--target", TARGET_IP, "--interval", "10s", "--timeout", "5s",
+                   "--max-conns-per-client", "100").ready()
     connections = [net.connect() for _ in range(100)]
     for conn in connections:
         conn.request("GET", "/latency")

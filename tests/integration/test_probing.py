@@ -144,7 +144,9 @@ def test_target_link_down_gives_timeouts_then_recovers(net, start):
 
 def test_forty_simultaneous_calls_share_one_probe(net, start, responder):
     process = responder("--delay-ms", "300")
-    daemon = start("--target", TARGET_IP, "--interval", "60s", "--timeout", "2s").ready()
+    # Forty connections from one address: more than a client may hold by default.
+    daemon = start("--target", TARGET_IP, "--interval", "60s", "--timeout", "2s",
+                   "--max-conns-per-client", "40").ready()
     daemon.wait_lines(1)
     before_requests, before_lines = len(process.requests()), len(daemon.lines())
     connections = [net.connect() for _ in range(40)]

@@ -114,6 +114,15 @@ impl Connection {
         }
     }
 
+    /// latency patch: for an answer that must not block the accept loop.
+    pub(crate) fn set_nonblocking(&self, nonblocking: bool) -> std::io::Result<()> {
+        match self {
+            Self::Tcp(s) => s.set_nonblocking(nonblocking),
+            #[cfg(unix)]
+            Self::Unix(s) => s.set_nonblocking(nonblocking),
+        }
+    }
+
     /// latency patch: bounds how long the next read may block.
     pub(crate) fn set_read_timeout(&self, timeout: std::time::Duration) -> std::io::Result<()> {
         match self {

@@ -99,6 +99,7 @@ use std::io::Error as IoError;
 use std::io::ErrorKind as IoErrorKind;
 use std::io::Result as IoResult;
 use std::net::{Shutdown, TcpStream, ToSocketAddrs};
+use std::num::NonZeroUsize;
 use std::sync::atomic::AtomicBool;
 use std::sync::atomic::Ordering::Relaxed;
 use std::sync::mpsc;
@@ -249,29 +250,37 @@ impl Server {
         listener: L,
         ssl_config: Option<SslConfig>,
     ) -> Result<Server, Box<dyn Error + Send + Sync + 'static>> {
-        Self::from_listener_and_handler(listener.into(), ssl_config, None)
+        Self::from_listener_and_handler(listener.into(), ssl_config, None, None)
     }
 
     /// latency patch: builds a server that answers each request in the thread that read it,
     /// by calling `handler`, rather than queueing it for `recv` (which then waits forever):
     /// a request costs that thread alone, not a second one to answer it. As with `recv`, the
     /// connection's next request is read once this one is answered.
+    ///
+    /// A client (an IPv4 address, or an IPv6 /64) holds at most `max_conns_per_client`
+    /// connections at once: more are answered 503 and closed as soon as they are accepted,
+    /// without a thread, so that one client cannot take every thread there may be.
     pub fn from_listener_with_handler<L, H>(
         listener: L,
         ssl_config: Option<SslConfig>,
+        max_conns_per_client: NonZeroUsize,
         handler: H,
     ) -> Result<Server, Box<dyn Error + Send + Sync + 'static>>
     where
         L: Into<Listener>,
         H: Fn(Request) + Send + Sync + 'static,
     {
-        Self::from_listener_and_handler(listener.into(), ssl_config, Some(Arc::new(handler)))
+        let slots = util::ClientSlots::new(max_conns_per_client.get());
+        let handler: Arc<dyn Fn(Request) + Send + Sync> = Arc::new(handler);
+        Self::from_listener_and_handler(listener.into(), ssl_config, Some(handler), Some(slots))
     }
 
     fn from_listener_and_handler(
         listener: Listener,
         ssl_config: Option<SslConfig>,
         handler: Option<Arc<dyn Fn(Request) + Send + Sync>>,
+        slots: Option<util::ClientSlots>,
     ) -> Result<Server, Box<dyn Error + Send + Sync + 'static>> {
         // building the "close" variable
         let close_trigger = Arc::new(AtomicBool::new(false));
@@ -321,9 +330,21 @@ impl Server {
             log::debug!("Running accept thread");
             while !inside_close_trigger.load(Relaxed) {
                 let new_client = match server.accept() {
-                    Ok((sock, _)) => {
+                    Ok((sock, address)) => {
                         // latency patch: the first request head's 30 s count from here.
                         let accepted = std::time::Instant::now();
+                        // latency patch: a client past its share is refused before it costs
+                        // a thread.
+                        let slot = match (&slots, address) {
+                            (Some(slots), Some(address)) => match slots.take(address.ip()) {
+                                Ok(slot) => Some(slot),
+                                Err(refusal) => {
+                                    refuse(sock, &refusal, slots);
+                                    continue;
+                                }
+                            },
+                            _ => None,
+                        };
                         // latency patch: a client silent or not reading for this long is
                         // answered 408 or dropped, instead of holding its thread forever;
                         // and responses are not held back by Nagle's algorithm.
@@ -346,17 +367,19 @@ impl Server {
                             Some(ref _ssl) => unreachable!(),
                         };
 
-                        Ok(ClientConnection::new(write_closable, read_closable, accepted))
+                        Ok((ClientConnection::new(write_closable, read_closable, accepted), slot))
                     }
                     Err(e) => Err(e),
                 };
 
                 match new_client {
-                    Ok(client) => {
+                    Ok((client, mut slot)) => {
                         let messages = inside_messages.clone();
                         let handler = handler.clone();
                         let mut client = Some(client);
                         tasks_pool.spawn(Box::new(move || {
+                            // latency patch: the client's place is free once this ends.
+                            let _slot = slot.take();
                             if let Some(client) = client.take() {
                                 // latency patch: upstream synchronised only HTTPS. A client
                                 // pipelining requests without reading could then tie up one
@@ -449,6 +472,34 @@ impl Server {
     /// This method allows graceful shutdown of server.
     pub fn unblock(&self) {
         self.messages.unblock();
+    }
+}
+
+/// latency patch: answers a connection its client may not open 503, and closes it. The socket
+/// is new, its send buffer empty: the short answer goes out at once, and never blocks the
+/// accept loop.
+fn refuse(mut sock: Connection, refusal: &util::Refusal, slots: &util::ClientSlots) {
+    use std::io::Write;
+    let body = format!(
+        "too many connections from your address (at most {}); close one and try again\n",
+        slots.limit()
+    );
+    let answer = format!(
+        "HTTP/1.1 503 Service Unavailable\r\nContent-Type: text/plain; charset=utf-8\r\n\
+         Content-Length: {}\r\nRetry-After: 1\r\nConnection: close\r\n\r\n{}",
+        body.len(),
+        body
+    );
+    if refusal.first {
+        log::warn!(
+            "{} holds {} HTTP connections, as many as a client may: more are refused until it \
+             closes some",
+            refusal.client,
+            slots.limit()
+        );
+    }
+    if let Err(err) = sock.set_nonblocking(true).and_then(|()| sock.write_all(answer.as_bytes())) {
+        log::debug!("refuse a connection from {}: {}", refusal.client, err);
     }
 }
 
