@@ -28,6 +28,12 @@ use crate::throttle::Throttle;
 /// there may be; more get 503 and a Retry-After.
 const MAX_DOWNLOADS: usize = 32;
 
+/// Pages and statistics built or being sent at once. Each holds memory in proportion to the
+/// targets until its client has read it (a page of 100 targets with some loss is 4.7 MB, and
+/// building it peaks near twice that), so thirty clients asking at once held 140 MiB; more
+/// get 503 and a Retry-After. Prometheus's scrape is small and never waits for a place.
+const MAX_RENDERS: usize = 4;
+
 #[derive(Debug)]
 pub enum ServerError {
     Bind { addr: SocketAddr, err: io::Error },
@@ -58,7 +64,9 @@ pub struct Context {
 struct Shared {
     context: Context,
     downloads: AtomicUsize,
-    /// A client asking for downloads while every slot is taken must not flood the journal.
+    renders: AtomicUsize,
+    /// A client asking for downloads or pages while every slot is taken must not flood the
+    /// journal.
     refusal_log: Mutex<Throttle>,
     /// `/latency` callers not yet answered.
     probing: Arc<AtomicUsize>,
@@ -97,6 +105,7 @@ pub fn start(
     let shared = Shared {
         context,
         downloads: AtomicUsize::new(0),
+        renders: AtomicUsize::new(0),
         refusal_log: Mutex::new(Throttle::for_journal()),
         probing: probing.clone(),
     };
@@ -198,18 +207,26 @@ fn handle(request: tiny_http::Request, shared: &Shared) {
         Ok(Request { route: Route::Metrics, head }) => {
             whole(request, context.monitor.exposition(), monitor::CONTENT_TYPE, head)
         }
-        Ok(Request { route: Route::Stats { target, format }, head }) => {
+        Ok(Request { route: route @ (Route::Stats { .. } | Route::Page), head }) => {
+            // Held until the client has the whole answer: the body is the memory it bounds.
+            let Some(_slot) = Slot::take(&shared.renders, MAX_RENDERS) else {
+                let what = format!("{MAX_RENDERS} pages and statistics");
+                return refuse(request, shared, &what, "pages and statistics");
+            };
             let now = clock::local(SystemTime::now()).seconds();
-            let stats = context.monitor.overview(target, now);
-            match format {
-                Format::Text => whole(request, page::stats_text(&stats).into_bytes(), TEXT, head),
-                Format::Json => whole(request, page::stats_json(&stats), JSON, head),
+            match route {
+                Route::Stats { target, format } => {
+                    let stats = context.monitor.overview(target, now);
+                    match format {
+                        Format::Text => whole(request, page::stats_text(&stats).into_bytes(), TEXT, head),
+                        Format::Json => whole(request, page::stats_json(&stats), JSON, head),
+                    }
+                }
+                _ => {
+                    let stats = context.monitor.overview(None, now);
+                    whole(request, page::html(&stats, now).into_bytes(), HTML, head)
+                }
             }
-        }
-        Ok(Request { route: Route::Page, head }) => {
-            let now = clock::local(SystemTime::now()).seconds();
-            let stats = context.monitor.overview(None, now);
-            whole(request, page::html(&stats, now).into_bytes(), HTML, head)
         }
     }
 }
@@ -302,18 +319,22 @@ fn serve_results(
         return respond(request, response);
     }
     let Some(_slot) = Slot::take(&shared.downloads, MAX_DOWNLOADS) else {
-        // A panic elsewhere while logging leaves the throttle as usable as before.
-        let mut refusal_log = shared.refusal_log.lock().unwrap_or_else(PoisonError::into_inner);
-        refusal_log.warn(
-            Instant::now(),
-            format_args!("{MAX_DOWNLOADS} downloads of the results file already running; answering 503"),
-        );
-        drop(refusal_log);
-        let busy = text(503, "too many downloads in progress; retry shortly\n".into())
-            .with_header(header("Retry-After", "1"));
-        return respond(request, busy);
+        let what = format!("{MAX_DOWNLOADS} downloads of the results file");
+        return refuse(request, shared, &what, "downloads");
     };
     respond(request, response);
+}
+
+/// 503 with a Retry-After for a request that found all `what` places taken (`short` in the
+/// body), logged 20 times a minute at most.
+fn refuse(request: tiny_http::Request, shared: &Shared, what: &str, short: &str) {
+    // A panic elsewhere while logging leaves the throttle as usable as before.
+    let mut refusal_log = shared.refusal_log.lock().unwrap_or_else(PoisonError::into_inner);
+    refusal_log.warn(Instant::now(), format_args!("{what} already running; answering 503"));
+    drop(refusal_log);
+    let busy = text(503, format!("too many {short} in progress; retry shortly\n"))
+        .with_header(header("Retry-After", "1"));
+    respond(request, busy);
 }
 
 /// The UTC offset at each line's time, asked of the timezone database once an hour of lines:

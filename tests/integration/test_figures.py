@@ -3,10 +3,12 @@ file (also after a restart, refilled from the file), /metrics counts against the
 duplicate and late replies from a misbehaving target counted where they belong."""
 import json
 import re
+import socket
 import statistics
 import time
 
 from lab import DAEMON_IP, PORT, TARGET_IP, wait_until
+from test_http import rss_kib
 
 # Nobody has this address: probes to it are lost.
 DEAD_IP = "198.51.100.9"
@@ -192,3 +194,43 @@ def test_the_page_links_every_endpoint_and_draws_a_chart_per_target(net, start):
     status, headers, body = net.request("HEAD", "/")
     assert status == 200 and body == "" and int(headers["Content-Length"]) > 1000, headers
     assert f"http://{DAEMON_IP}:{PORT}" not in page, "links are relative, so a proxy can serve them"
+
+
+def test_pages_asked_for_at_once_are_limited_so_memory_stays_bounded(net, start, tmp_path):
+    # A day of history for 250 targets, each losing a probe every 5 minutes: a page of
+    # megabytes, more than the socket buffers hold for a client that does not read.
+    names = [f"t{i}" for i in range(250)]
+    now = int(time.time())
+    results = tmp_path / "state" / "results.txt"
+    results.parent.mkdir()
+    with open(results, "w") as file:
+        for second in range(now - 86_400 + 300, now, 300):
+            stamp = time.strftime("[%Y-%m-%d %H:%M:%S]", time.localtime(second))
+            file.write("".join(f"{stamp} {name} Latency: timeout\n" for name in names))
+    listing = ",".join(f"{name}={DEAD_IP}" for name in names)
+    daemon = start("--target", listing, "--interval", "1h", "--timeout", "100ms", results=results).ready()
+    page = len(get(net, "/")[2])
+    assert page > 2_000_000, page
+    before = rss_kib(daemon.proc.pid)
+
+    stalled = []
+    for _ in range(16):
+        conn = net.connect()
+        conn.sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+        conn.request("GET", "/")
+        stalled.append(conn)
+    time.sleep(1)
+    status, headers, body = get(net, "/latency-stats")
+    assert status == 503 and headers["Retry-After"] == "1" and "too many pages" in body, (status, body)
+    # Prometheus's scrape never waits for a place.
+    assert get(net, "/metrics")[0] == 200
+    grown = rss_kib(daemon.proc.pid) - before
+    # Four pages held, each built in a buffer up to twice its size: the other twelve refused.
+    assert grown * 1024 < 12 * page, f"RSS grew {grown} KiB with 16 pages of {page} bytes asked for"
+    refused = 0
+    for conn in stalled:
+        response = conn.getresponse()
+        refused += response.status == 503
+        conn.close()
+    assert refused == 12, refused
+    assert get(net, "/")[0] == 200
