@@ -399,7 +399,7 @@ fn refill_in_background(store: &Store, names: &[Name], monitor: Arc<Monitor>) ->
     let refill = move || {
         let mut stats: Vec<TargetStats> = names.iter().map(|_| TargetStats::new()).collect();
         let read = history.and_then(|excerpt| {
-            stats::refill_from(&mut stats, &names, excerpt.file.take(excerpt.len))
+            stats::refill_from(&mut stats, &names, excerpt.file.take(excerpt.len), now)
                 .map_err(|err| StoreError::Read { path: path.clone(), err })
         });
         match read {

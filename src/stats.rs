@@ -578,8 +578,9 @@ pub fn refill<'a>(
     stats: &mut [TargetStats],
     names: &[Name],
     lines: impl Iterator<Item = &'a [u8]>,
+    until: i64,
 ) -> Refilled {
-    refill_by(stats, &Targets::new(names), lines)
+    refill_by(stats, &Targets::new(names, until), lines)
 }
 
 /// Which target a line's NAME is, looked up by hash: a day of a hundred targets is millions
@@ -587,15 +588,22 @@ pub fn refill<'a>(
 struct Targets<'n> {
     single: bool,
     by_name: HashMap<&'n str, usize>,
+    /// Lines sent later than this (local seconds) are skipped: a line from the future (a
+    /// clock that ran ahead and was set right) would hold the windows' newest time ahead of
+    /// every live probe, and the live minute would stay empty until it came.
+    until: i64,
 }
 
 impl<'n> Targets<'n> {
-    fn new(names: &'n [Name]) -> Self {
+    fn new(names: &'n [Name], until: i64) -> Self {
         let by_name = names.iter().enumerate().map(|(index, name)| (&**name, index)).collect();
-        Targets { single: names.len() == 1, by_name }
+        Targets { single: names.len() == 1, by_name, until }
     }
 
     fn of(&self, line: &Line) -> Option<usize> {
+        if line.sent.seconds() > self.until {
+            return None;
+        }
         match (&line.target, self.single) {
             (None, true) => Some(0),
             (Some(name), false) => self.by_name.get(&**name).copied(),
@@ -634,8 +642,9 @@ pub fn refill_from<R: Read>(
     stats: &mut [TargetStats],
     names: &[Name],
     mut reader: R,
+    until: i64,
 ) -> io::Result<Refilled> {
-    let targets = Targets::new(names);
+    let targets = Targets::new(names, until);
     let mut buf = vec![0u8; 64 * 1024];
     let (mut filled, mut total) = (0, Refilled::default());
     let mut add = |refilled: Refilled| {
@@ -1021,15 +1030,21 @@ mod tests {
         for (targets, used, skipped, sent) in cases {
             let names = names(targets);
             let mut stats: Vec<TargetStats> = names.iter().map(|_| TargetStats::new()).collect();
-            assert_eq!(refill(&mut stats, &names, lines()), Refilled { used, skipped }, "{targets:?}");
+            assert_eq!(refill(&mut stats, &names, lines(), T + 5), Refilled { used, skipped }, "{targets:?}");
             let got: Vec<u64> = stats.iter().map(|s| s.summary(T + 5, Window::Minute).sent).collect();
             assert_eq!(got, sent, "{targets:?}");
         }
         let names = names(&["db-2", "web"]);
         let mut stats = vec![TargetStats::new(), TargetStats::new()];
-        refill(&mut stats, &names, lines());
+        refill(&mut stats, &names, lines(), T + 5);
         let db2 = stats[0].summary(T + 5, Window::Minute);
         assert_eq!((db2.replies, db2.timeouts, db2.rtt_ms.unwrap().min), (1, 1, 1.5));
+        let mut stats = vec![TargetStats::new(), TargetStats::new()];
+        assert_eq!(
+            refill(&mut stats, &names, lines(), T + 1),
+            Refilled { used: 1, skipped: 8 },
+            "lines sent after the read began are the future's"
+        );
     }
 
     #[test]
@@ -1047,7 +1062,7 @@ mod tests {
         for (text, used, skipped) in cases {
             let mut stats = [TargetStats::new()];
             let reader = io::Cursor::new(text.as_bytes());
-            let refilled = refill_from(&mut stats, &names, reader).unwrap();
+            let refilled = refill_from(&mut stats, &names, reader, T).unwrap();
             assert_eq!(refilled, Refilled { used, skipped }, "{} bytes", text.len());
             assert_eq!(stats[0].summary(T, Window::Day).sent, used);
         }
