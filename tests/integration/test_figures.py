@@ -197,18 +197,24 @@ def test_the_page_links_every_endpoint_and_draws_a_chart_per_target(net, start):
 
 
 def test_pages_asked_for_at_once_are_limited_so_memory_stays_bounded(net, start, tmp_path):
-    # A day of history for 250 targets, each losing a probe every 5 minutes: a page of
-    # megabytes, more than the socket buffers hold for a client that does not read.
+    # A day of history for 250 targets, every other 5-minute bucket half lost: a page of
+    # megabytes (each bucket drawn, a loss mark every other one), more than the socket
+    # buffers hold for a client that does not read.
     names = [f"t{i}" for i in range(250)]
     now = int(time.time())
     results = tmp_path / "state" / "results.txt"
     results.parent.mkdir()
     with open(results, "w") as file:
-        for second in range(now - 86_400 + 300, now, 300):
+        for bucket, second in enumerate(range(now - 86_400 + 300, now - 300, 300)):
             stamp = time.strftime("[%Y-%m-%d %H:%M:%S]", time.localtime(second))
-            file.write("".join(f"{stamp} {name} Latency: timeout\n" for name in names))
+            later = time.strftime("[%Y-%m-%d %H:%M:%S]", time.localtime(second + 1))
+            second_outcome = "timeout" if bucket % 2 else f"0.{bucket % 90 + 10} ms"
+            file.write("".join(f"{stamp} {name} Latency: 0.{(bucket + i) % 90 + 10} ms\n"
+                               f"{later} {name} Latency: {second_outcome}\n" for i, name in enumerate(names)))
     listing = ",".join(f"{name}={DEAD_IP}" for name in names)
     daemon = start("--target", listing, "--interval", "1h", "--timeout", "100ms", results=results).ready()
+    wait_until(lambda: json.loads(get(net, "/latency-stats?format=json")[2])["refill"] is not None, 30,
+               "the file read back")
     page = len(get(net, "/")[2])
     assert page > 2_000_000, page
     before = rss_kib(daemon.proc.pid)
