@@ -23,7 +23,7 @@ def _args(net, ns, profile, *flags):
 
 def dump_dom(net, url, ns=None, timeout=60):
     """The DOM Chromium built from `url` once it loaded, serialized (`--dump-dom`)."""
-    with tempfile.TemporaryDirectory(prefix="latency-chromium-") as profile:
+    with tempfile.TemporaryDirectory(prefix="latency-chromium-", ignore_cleanup_errors=True) as profile:
         result = subprocess.run(_args(net, ns, profile, "--dump-dom", url), stdout=subprocess.PIPE,
                                 stderr=subprocess.DEVNULL, text=True, timeout=timeout, check=False)
     assert result.returncode == 0 and result.stdout, f"chromium --dump-dom {url}: exit {result.returncode}"
@@ -44,13 +44,15 @@ class DevTools:
 
     def __init__(self, net, width, height, ns=None, timeout=60):
         self.timeout = timeout
-        self.profile = tempfile.TemporaryDirectory(prefix="latency-chromium-")
+        self.profile = tempfile.TemporaryDirectory(prefix="latency-chromium-", ignore_cleanup_errors=True)
         # The pipes must be fds 3 and 4 in Chromium: above 4 here, the redirections that put
         # them there cannot close one another.
         to_chromium, self.commands = os.pipe()
         self.answers, from_chromium = os.pipe()
         to_chromium, from_chromium = (_above_4(fd) for fd in (to_chromium, from_chromium))
-        redirect = ["sh", "-c", f'exec "$@" 3<&{to_chromium} 4>&{from_chromium} {to_chromium}<&- {from_chromium}>&-', "sh"]
+        # bash: dash takes no fd above 9 in a redirection.
+        redirect = ["bash", "-c", f'exec "$@" 3<&{to_chromium} 4>&{from_chromium} {to_chromium}<&- {from_chromium}>&-',
+                    "bash"]
         args = _args(net, ns, self.profile.name, "--remote-debugging-pipe", f"--window-size={width},{height}",
                      "about:blank")
         self.process = subprocess.Popen([*redirect, *args], pass_fds=(to_chromium, from_chromium),
@@ -65,9 +67,17 @@ class DevTools:
         self.call("Page.enable", session=self.session)
 
     def close(self):
+        # Browser.close lets Chromium end its helper processes and let go of the profile.
+        try:
+            self.call("Browser.close")
+        except AssertionError:
+            pass  # it ended before answering
         os.close(self.commands)
-        self.process.kill()
-        self.process.wait()
+        try:
+            self.process.wait(10)
+        except subprocess.TimeoutExpired:
+            self.process.kill()
+            self.process.wait()
         os.close(self.answers)
         self.profile.cleanup()
 

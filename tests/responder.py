@@ -28,6 +28,9 @@ MODES = ["normal", "drop", "duplicate", "bad-checksum", "wrong-id", "wrong-seq",
 ICMPV6_ECHO_REQUEST, ICMPV6_ECHO_REPLY = 128, 129
 # <linux/in6.h>: asks for each packet's traffic class and flow label as a control message.
 IPV6_FLOWINFO = 11
+# <linux/in.h>: a control message that picks a packet's source address (Python before 3.13
+# does not name it).
+IP_PKTINFO = 8
 
 
 def checksum(data: bytes) -> int:
@@ -148,8 +151,14 @@ def main() -> None:
             with ready:
                 while not queue or queue[0][0] > time.monotonic():
                     ready.wait(None if not queue else queue[0][0] - time.monotonic())
-                _, _, out, packet, destination = heapq.heappop(queue)
-            out.sendto(packet, (destination, 0))
+                _, _, out, packet, destination, local = heapq.heappop(queue)
+            if out is sock:
+                # From the address the request was sent to, as a host answers: left to the
+                # kernel, an answer for a second address would leave from the first one.
+                pktinfo = struct.pack("i4s4s", 0, socket.inet_aton(local), bytes(4))
+                out.sendmsg([packet], [(socket.IPPROTO_IP, IP_PKTINFO, pktinfo)], 0, (destination, 0))
+            else:
+                out.sendto(packet, (destination, 0))
 
     threading.Thread(target=sender, daemon=True).start()
     print("ready", flush=True)
@@ -186,7 +195,7 @@ def main() -> None:
             due = time.monotonic() + args.delay_ms / 1000
             with ready:
                 for packet in packets:
-                    heapq.heappush(queue, (due, next(order), out, packet, source))
+                    heapq.heappush(queue, (due, next(order), out, packet, source, destination))
                 ready.notify()
 
 

@@ -337,6 +337,8 @@ def test_prometheus_scrapes_counts_and_a_median_that_agree_with_the_results_file
     assert len(median) == 1, median
     lower, upper = bucket_of(rtts[math.ceil(len(rtts) / 2) - 1] / 1000)
     assert lower <= float(median[0]["value"][1]) <= upper, (median, lower, upper, rtts)
+    print(f"{len(rtts)} replies in the file and in Prometheus; median {rtts[math.ceil(len(rtts) / 2) - 1]} ms "
+          f"in the file, {float(median[0]['value'][1]) * 1000:.2f} ms from the histogram ({lower}..{upper} s)")
 
 
 # --- the page in a browser -------------------------------------------------------------------------
@@ -406,12 +408,14 @@ def history(names, now):
 
 
 def chart_area_colours(png, boxes):
+    """Per box: how many colours its pixels have, and how many of its pixels are in colour
+    (not grey, as axes, grid and labels are)."""
     image = Image.open(io.BytesIO(png)).convert("RGB")
-    counts = []
+    found = []
     for x, y, width, height in boxes:
-        crop = image.crop((round(x), round(y), round(x + width), round(y + height)))
-        counts.append(len(crop.getcolors(maxcolors=1 << 20)))
-    return counts
+        colours = image.crop((round(x), round(y), round(x + width), round(y + height))).getcolors(maxcolors=1 << 24)
+        found.append((len(colours), sum(n for n, rgb in colours if max(rgb) - min(rgb) > 40)))
+    return found
 
 
 @pytest.mark.parametrize("targets", [
@@ -430,7 +434,7 @@ def test_the_page_draws_one_chart_per_target_with_a_point_per_bucket_and_loss_in
     daemon = start(*[arg for _, flag in targets for arg in ("--target", flag)], "--interval", "1s",
                    "--timeout", "500ms", results=results, env=UTC).ready()
     lone = names[0] if len(names) == 1 else None
-    lines_by_target_since(daemon, names, len(lines), lone)
+    live_lines(daemon, names, len(lines), lone)
 
     status, _, body = net.request("GET", "/latency-stats?format=json")
     assert status == 200, body
@@ -459,19 +463,21 @@ def test_the_page_draws_one_chart_per_target_with_a_point_per_bucket_and_loss_in
         boxes = browser.boxes("section.target svg.chart")
         png = browser.screenshot()
     shot.write_bytes(png)
-    print(f"screenshot: {shot}")
+    print(f"screenshot: {shot}, chart boxes {boxes}")
     assert len(boxes) == len(names) and all(w > 100 and h > 30 for _, _, w, h in boxes), boxes
+    # Each chart has a median, smoke and loss marks in colour.
     colours = chart_area_colours(png, boxes)
-    assert all(count > 1 for count in colours), f"one colour only in a chart of {shot}: {colours}"
+    print(f"colours, and pixels in colour, per chart: {colours}")
+    assert all(count > 1 and coloured >= 50 for count, coloured in colours), f"charts of {shot}: {colours}"
 
 
-def lines_by_target_since(daemon, names, skip, lone):
-    """Waits until each of `names` has a line after the first `skip` lines of the file, and
-    the lost target one lost probe."""
+def live_lines(daemon, names, skip, lone):
+    """Waits until, after the file's first `skip` lines, each of `names` has a reply and the
+    lost target a lost probe; fails at once if another target loses one."""
     def enough():
         entries = read_results(daemon.results, lone)[skip:]
-        return all(any(n == name for _, n, _ in entries) for name in names) and (
-            "lost" not in names or any(n == "lost" and rtt is None for _, n, rtt in entries))
+        assert not [e for e in entries if e[1] != "lost" and e[2] is None], f"a target lost a probe: {entries}"
+        return all(any(n == name and (rtt is None) == (name == "lost") for _, n, rtt in entries) for name in names)
     wait_until(enough, 10, lambda: f"a live line for each of {names}: {daemon.lines()[skip:]}\n{daemon.text()}")
 
 
@@ -493,11 +499,14 @@ def test_json_endpoints_give_the_lines_data_to_a_json_parser(net, start):
     for record, (epoch, name, rtt) in zip(got, entries):
         assert record["target"] == name and record["rtt_ms"] == rtt, (record, epoch, name, rtt)
         assert datetime.fromisoformat(record["time"]).timestamp() == epoch, record
-        assert record["result"] == "reply" if rtt is not None else record["result"] in ("timeout", "error"), record
-        assert record["address"] == {"a": TARGET_IP, "dead": DEAD_IP}[name], record
+        # The file keeps neither the address nor which lost probes an ICMP error ended.
+        assert record["result"] == ("reply" if rtt is not None else "timeout") and record["address"] is None, record
+    # A probe made for the caller: its address known.
     status, headers, body = net.request("GET", "/latency?format=json&target=a")
     record = json.loads(body)
-    assert status == 200 and headers["Content-Type"] == "application/x-ndjson" and record["target"] == "a", body
+    assert status == 200 and headers["Content-Type"] == "application/x-ndjson", body
+    assert (record["target"], record["address"], record["result"]) == ("a", TARGET_IP, "reply"), record
+    assert record["rtt_ms"] > 0 and datetime.fromisoformat(record["time"]).utcoffset().total_seconds() == 0, record
     conn = net.connect()
     conn.request("GET", "/latency-stats", headers={"Accept": "application/json"})
     response = conn.getresponse()
