@@ -24,6 +24,7 @@ use crate::net::NetError;
 use crate::net::linux::LinuxSocket;
 use crate::notify::{self, Liveness, Notifier};
 use crate::packet::{Family, Token};
+use crate::privilege::{self, Bounding, PrivilegeError};
 use crate::prober::{Heartbeat, Prober, ProberHandle, Settings};
 use crate::resolve::{self, LogEvent, Resolution};
 use crate::stats::{self, Refilled, TargetStats, Window};
@@ -48,6 +49,7 @@ pub enum DaemonError {
     Store(StoreError),
     Net(NetError),
     Server(ServerError),
+    Privilege(PrivilegeError),
     /// An operation on `value` (possibly empty) failed.
     Setup {
         what: &'static str,
@@ -71,6 +73,7 @@ impl fmt::Display for DaemonError {
             DaemonError::Store(err) => err.fmt(f),
             DaemonError::Net(err) => err.fmt(f),
             DaemonError::Server(err) => err.fmt(f),
+            DaemonError::Privilege(err) => err.fmt(f),
             DaemonError::Setup { what, value, err } if value.is_empty() => write!(f, "{what}: {err}"),
             DaemonError::Setup { what, value, err } => write!(f, "{what} {value}: {err}"),
             DaemonError::ProberFailed => f.write_str("the prober thread failed; see the log above"),
@@ -92,6 +95,12 @@ impl From<NetError> for DaemonError {
     }
 }
 
+impl From<PrivilegeError> for DaemonError {
+    fn from(err: PrivilegeError) -> Self {
+        DaemonError::Privilege(err)
+    }
+}
+
 impl From<ServerError> for DaemonError {
     fn from(err: ServerError) -> Self {
         DaemonError::Server(err)
@@ -99,7 +108,7 @@ impl From<ServerError> for DaemonError {
 }
 
 /// What the resolver says of `name`'s addresses.
-fn lookup(name: &str) -> resolve::Lookup {
+pub(crate) fn lookup(name: &str) -> resolve::Lookup {
     (name, 0)
         .to_socket_addrs()
         .map(|found| found.map(|address| address.ip()).collect())
@@ -117,7 +126,7 @@ struct Named {
 /// How long a start with several targets waits for its host names to be looked up (all at
 /// once); a name with no answer by then starts without an address, and the resolver thread
 /// asks again at once.
-const START_LOOKUPS_WAIT: Duration = Duration::from_secs(5);
+pub(crate) const START_LOOKUPS_WAIT: Duration = Duration::from_secs(5);
 
 /// The targets as the engine takes them, with the addresses they have at start, and the
 /// host names among them.
@@ -182,7 +191,7 @@ fn resolve_at_start(config: &Config) -> Result<(Vec<TargetSettings>, Vec<Named>)
 /// What the resolver said of each target's host name (by target index), each looked up on a
 /// thread of its own, so that a resolver that does not answer costs one wait, not one per
 /// name. With `within`, a lookup not back by then is `None`, left to finish on its own.
-fn lookup_all(
+pub(crate) fn lookup_all(
     config: &Config,
     within: Option<Duration>,
 ) -> Result<Vec<Option<resolve::Lookup>>, DaemonError> {
@@ -219,7 +228,7 @@ fn lookup_all(
 
 /// Random identifier and payload token, so that two daemons, or a daemon and `ping`, never
 /// take each other's replies.
-fn identity() -> Result<Identity, DaemonError> {
+pub(crate) fn identity() -> Result<Identity, DaemonError> {
     let mut random = [0u8; 10];
     std::fs::File::open("/dev/urandom")
         .and_then(|mut urandom| urandom.read_exact(&mut random))
@@ -247,9 +256,19 @@ fn raise_open_file_limit() {
 
 /// Starts everything, runs until SIGTERM or SIGINT, and stops within a second.
 pub fn run(config: Config) -> Result<(), DaemonError> {
+    // Every socket that may need a capability (raw ICMP; an HTTP port below 1024) is opened
+    // first, on the only thread, and then every capability is given up, before any other
+    // thread exists (capabilities are per thread) and before anything from outside (the
+    // resolver's answers, packets, clients) is read.
+    privilege::use_permitted()?;
+    let (socket, opened) = LinuxSocket::open(&[Family::V4, Family::V6])?;
+    let http = server::bind(config.listen)?;
+    match privilege::drop_all()? {
+        Bounding::Emptied => debug!("gave up every capability, the bounding set's too"),
+        Bounding::Kept => debug!("gave up every capability; no_new_privs keeps the bounding set unusable"),
+    }
     let (targets, names) = resolve_at_start(&config)?;
     let identity = identity()?;
-    let (socket, opened) = LinuxSocket::open(&[Family::V4, Family::V6])?;
     let mut sockets = Vec::new();
     for (family, outcome) in opened {
         match outcome {
@@ -262,7 +281,6 @@ pub fn run(config: Config) -> Result<(), DaemonError> {
             Err(err) => debug!("{err}"),
         }
     }
-    let http = server::bind(config.listen)?;
     let notify_socket = std::env::var("NOTIFY_SOCKET").unwrap_or_default();
     let notifier = Notifier::from_env()
         .map_err(|err| DaemonError::Setup { what: "use NOTIFY_SOCKET", value: notify_socket, err })?

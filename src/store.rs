@@ -365,6 +365,36 @@ impl Store {
     }
 }
 
+/// Whether the file at `path` is one the daemon would append to, changing nothing (for
+/// `latency doctor`): its length, or `None` when there is no file yet. A torn last line, which
+/// the daemon would cut, is accepted.
+pub fn check_existing(path: &Path) -> Result<Option<u64>, StoreError> {
+    let mut file = match OpenOptions::new().read(true).custom_flags(libc::O_NONBLOCK).open(path) {
+        Ok(file) => file,
+        Err(err) if err.kind() == io::ErrorKind::NotFound => return Ok(None),
+        Err(err) => return Err(StoreError::Open { path: path.to_path_buf(), err }),
+    };
+    let len = regular_len(&file, path)?;
+    check_ours(&mut file, path, len)?;
+    Ok(Some(len))
+}
+
+/// The end of the last complete line of a file of `len` bytes, and its form, once its last
+/// line and anything after it are found to be ours.
+fn check_ours(file: &mut File, path: &Path, len: u64) -> Result<(u64, Option<Form>), StoreError> {
+    let read_error = |err| StoreError::Read { path: path.to_path_buf(), err };
+    let end = complete_len(file, len).map_err(read_error)?;
+    let refused = |reason| match reason {
+        LastLine::Unreadable(err) => StoreError::Read { path: path.to_path_buf(), err },
+        LastLine::Foreign(reason) => StoreError::NotResults { path: path.to_path_buf(), reason },
+    };
+    let last = check_last_line(file, end).map_err(refused)?;
+    if end != len {
+        check_torn_tail(file, end, len).map_err(refused)?;
+    }
+    Ok((end, last))
+}
+
 /// The file and its length, once a torn last line is cut (and the cut logged). A last line
 /// in the other form than `form` is logged: the lines change form from here on.
 fn open_for_append(path: &Path, form: Form) -> Result<(File, u64), StoreError> {
@@ -379,24 +409,14 @@ fn open_for_append(path: &Path, form: Form) -> Result<(File, u64), StoreError> {
         .custom_flags(libc::O_NONBLOCK)
         .open(path)
         .map_err(|err| StoreError::Open { path: path.to_path_buf(), err })?;
-    let read_error = |err| StoreError::Read { path: path.to_path_buf(), err };
     let len = regular_len(&file, path)?;
-    let end = complete_len(&mut file, len).map_err(read_error)?;
-    let foreign = |reason| StoreError::NotResults { path: path.to_path_buf(), reason };
-    let last = check_last_line(&mut file, end).map_err(|reason| match reason {
-        LastLine::Unreadable(err) => read_error(err),
-        LastLine::Foreign(reason) => foreign(reason),
-    })?;
+    let (end, last) = check_ours(&mut file, path, len)?;
     if let Some(change) = last.and_then(|last| form_change(last, form)) {
         info!("results file {}: {change}", path.display());
     }
     if end == len {
         return Ok((file, len));
     }
-    check_torn_tail(&mut file, end, len).map_err(|reason| match reason {
-        LastLine::Unreadable(err) => read_error(err),
-        LastLine::Foreign(reason) => foreign(reason),
-    })?;
     file.set_len(end).map_err(|err| StoreError::Truncate { path: path.to_path_buf(), err })?;
     warn!("{}: cut {} bytes of a torn last line left by an earlier crash", path.display(), len - end);
     Ok((file, end))
