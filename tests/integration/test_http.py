@@ -19,7 +19,7 @@ def test_routing_answers_each_case_with_a_one_line_reason(net, start):
     cases = [
         ("POST", "/latency", 405, "method not allowed"),
         ("DELETE", "/latency-results", 405, "method not allowed"),
-        ("GET", "/", 404, "not found"),
+        ("GET", "/index.html", 404, "not found"),
         ("GET", "/latency/extra", 404, "not found"),
         ("GET", "/latency?verbose=1", 400, "unknown query parameter 'verbose'"),
         ("GET", "/latency-results?tail=abc", 400, "tail must be a whole number of lines, got 'abc'"),
