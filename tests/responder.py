@@ -1,6 +1,7 @@
 #!/usr/bin/env python3
 """A misbehaving echo target for tests: answers ICMP and ICMPv6 echo requests on raw sockets,
-after a chosen delay, and can drop, duplicate or corrupt its replies or answer with an error.
+after a chosen delay, and can drop, duplicate or corrupt its replies or answer with an error;
+it can also drop only what is sent to some of its addresses, leaving the others answered.
 
 Run it in the target's network namespace with net.ipv4.icmp_echo_ignore_all=1 and
 net.ipv6.icmp.echo_ignore_all=1 there, so the kernel does not answer as well. Every request
@@ -27,6 +28,9 @@ MODES = ["normal", "drop", "duplicate", "bad-checksum", "wrong-id", "wrong-seq",
 ICMPV6_ECHO_REQUEST, ICMPV6_ECHO_REPLY = 128, 129
 # <linux/in6.h>: asks for each packet's traffic class and flow label as a control message.
 IPV6_FLOWINFO = 11
+# <linux/in.h>: a control message that picks a packet's source address (Python before 3.13
+# does not name it).
+IP_PKTINFO = 8
 
 
 def checksum(data: bytes) -> int:
@@ -115,12 +119,21 @@ def receive6(sock: socket.socket):
     return request, requester, local, hop_limit, flowinfo
 
 
+def canonical(address: str) -> str:
+    """`address` as inet_ntop writes it, so that 2001:DB8::2 and 2001:db8::2 are one address."""
+    family = socket.AF_INET6 if ":" in address else socket.AF_INET
+    return socket.inet_ntop(family, socket.inet_pton(family, address))
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--mode", choices=MODES, default="normal")
     parser.add_argument("--delay-ms", type=float, default=0.0)
     parser.add_argument("--answer-first", type=int, default=None,
                         help="in drop mode: answer this many requests normally first")
+    parser.add_argument("--drop-to", action="append", default=[], metavar="ADDRESS",
+                        help="in any mode: never answer requests sent to ADDRESS, one of this "
+                             "namespace's addresses (repeat for several); the others are answered")
     args = parser.parse_args()
 
     sock = socket.socket(socket.AF_INET, socket.SOCK_RAW, socket.IPPROTO_ICMP)
@@ -128,6 +141,7 @@ def main() -> None:
     for option in (socket.IPV6_RECVPKTINFO, socket.IPV6_RECVHOPLIMIT, IPV6_FLOWINFO):
         sock6.setsockopt(socket.IPPROTO_IPV6, option, 1)
     send6 = socket.socket(socket.AF_INET6, socket.SOCK_RAW, socket.IPPROTO_RAW)
+    dropped_to = {canonical(address) for address in args.drop_to}
     queue: list = []
     order = itertools.count()
     ready = threading.Condition()
@@ -137,8 +151,14 @@ def main() -> None:
             with ready:
                 while not queue or queue[0][0] > time.monotonic():
                     ready.wait(None if not queue else queue[0][0] - time.monotonic())
-                _, _, out, packet, destination = heapq.heappop(queue)
-            out.sendto(packet, (destination, 0))
+                _, _, out, packet, destination, local = heapq.heappop(queue)
+            if out is sock:
+                # From the address the request was sent to, as a host answers: left to the
+                # kernel, an answer for a second address would leave from the first one.
+                pktinfo = struct.pack("i4s4s", 0, socket.inet_aton(local), bytes(4))
+                out.sendmsg([packet], [(socket.IPPROTO_IP, IP_PKTINFO, pktinfo)], 0, (destination, 0))
+            else:
+                out.sendto(packet, (destination, 0))
 
     threading.Thread(target=sender, daemon=True).start()
     print("ready", flush=True)
@@ -152,18 +172,20 @@ def main() -> None:
                 request = ip_packet[header_len:]
                 if len(request) < 8 or request[0] != 8:
                     continue
+                destination = socket.inet_ntop(socket.AF_INET, ip_packet[16:20])
             else:
                 received = receive6(sock6)
                 if received is None:
                     continue
                 request, source, local, hop_limit, flowinfo = received
+                destination = socket.inet_ntop(socket.AF_INET6, local)
             seen += 1
             identifier, sequence = struct.unpack("!HH", request[4:8])
             print(f"request {source} {identifier} {sequence} {time.monotonic():.6f}", flush=True)
             mode = args.mode
             if mode == "drop" and args.answer_first is not None and seen <= args.answer_first:
                 mode = "normal"
-            if mode == "drop":
+            if mode == "drop" or destination in dropped_to:
                 continue
             if ready_sock is sock:
                 out, packets = sock, replies(mode, ip_packet, request)
@@ -173,7 +195,7 @@ def main() -> None:
             due = time.monotonic() + args.delay_ms / 1000
             with ready:
                 for packet in packets:
-                    heapq.heappush(queue, (due, next(order), out, packet, source))
+                    heapq.heappush(queue, (due, next(order), out, packet, source, destination))
                 ready.notify()
 
 

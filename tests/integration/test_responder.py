@@ -37,6 +37,17 @@ def test_each_mode_answers_as_documented(net, responder, family, target):
         assert len(requests) == 3, f"{mode}: the responder printed {requests}"
 
 
+def test_drop_to_drops_what_is_sent_to_that_address_only_and_answers_from_the_others(net, responder):
+    second, second6 = "198.51.100.3", "2001:db8:51::3"
+    net.add_address(net.target, second, second6)
+    responder("--drop-to", TARGET_IP, "--drop-to", TARGET_IP6.upper())
+    for family, answered, dropped in (("-4", second, TARGET_IP), ("-6", second6, TARGET_IP6)):
+        out = ping(net, family, answered)
+        # A second address answers from itself, not from the interface's first one.
+        assert received(out) == 3 and out.count(f"from {answered}:") == 3, out
+        assert received(ping(net, family, dropped)) == 0, dropped
+
+
 def test_a_bad_icmpv6_checksum_reaches_the_wire_and_no_socket(net, responder):
     """The kernel drops an ICMPv6 message with a bad checksum before raw or ping sockets see it
     (Icmp6InCsumErrors counts it), so over IPv6 bad-checksum looks like a lost reply."""
