@@ -273,7 +273,10 @@ fn chart(points: &[ChartPoint], now: i64) -> String {
         );
     }
     let mut smoke = String::new();
-    let mut median = Vec::new();
+    // A line per stretch of neighbouring buckets: hours without a reply are a gap, as in
+    // SmokePing, not a straight line drawn across them.
+    let mut medians: Vec<Vec<String>> = Vec::new();
+    let mut last_answered: Option<i64> = None;
     let mut losses: Vec<LossRun> = Vec::new();
     for point in &shown {
         let left = x(point.start);
@@ -282,7 +285,12 @@ fn chart(points: &[ChartPoint], now: i64) -> String {
             // At least a hairline, so a steady target still shows its band.
             let height = (lower - upper).max(0.5);
             let _ = write!(smoke, "M{left:.1} {upper:.1}h{column:.2}v{height:.1}h-{column:.2}Z");
-            median.push(format!("{:.1},{:.1}", left + column / 2.0, y(mid)));
+            let point_text = format!("{:.1},{:.1}", left + column / 2.0, y(mid));
+            match medians.last_mut() {
+                Some(line) if last_answered == Some(point.start - BUCKET) => line.push(point_text),
+                _ => medians.push(vec![point_text]),
+            }
+            last_answered = Some(point.start);
         }
         if point.lost > 0 {
             let colour = loss_colour(point.lost, point.sent);
@@ -314,7 +322,9 @@ fn chart(points: &[ChartPoint], now: i64) -> String {
         );
     }
     let _ = write!(svg, r##"<path class="smoke" d="{smoke}"/>"##);
-    let _ = write!(svg, r##"<polyline class="median" points="{}"/>"##, median.join(" "));
+    for line in &medians {
+        let _ = write!(svg, r##"<polyline class="median" points="{}"/>"##, line.join(" "));
+    }
     svg.push_str("</svg>");
     svg
 }
@@ -473,21 +483,32 @@ mod tests {
     fn each_target_gets_one_chart_with_a_median_point_per_answered_bucket_and_loss_marks() {
         let page = html(
             &overview(vec![
-                view("a", vec![point(300, 1, 0), point(200, 60, 0), point(3, 60, 3), point(0, 12, 0)]),
+                view(
+                    "a",
+                    vec![
+                        point(300, 1, 0),
+                        point(200, 60, 0),
+                        point(3, 60, 3),
+                        point(1, 60, 0),
+                        point(0, 12, 0),
+                    ],
+                ),
                 view("b", vec![point(5, 60, 60), point(4, 60, 60)]),
             ]),
             NOW,
         );
         assert_eq!(page.matches("<svg class=\"chart\"").count(), 2);
         let sections: Vec<&str> = page.split("<section class=\"target\"").skip(1).collect();
-        let points = |section: &str| {
-            let start = section.find("points=\"").expect("a median line") + 8;
-            let list = &section[start..start + section[start..].find('"').expect("closed")];
-            list.split_whitespace().count()
+        let lines = |section: &str| -> Vec<usize> {
+            section
+                .split("points=\"")
+                .skip(1)
+                .map(|rest| rest[..rest.find('"').expect("closed")].split_whitespace().count())
+                .collect()
         };
-        assert_eq!(points(sections[0]), 3, "the bucket older than 24 h is left out");
+        assert_eq!(lines(sections[0]), [1, 1, 2], "a line per stretch of neighbours; none older than 24 h");
         assert_eq!(sections[0].matches("class=\"loss\"").count(), 1);
-        assert_eq!(points(sections[1]), 0, "all lost: no median");
+        assert!(lines(sections[1]).is_empty(), "all lost: no median");
         assert_eq!(sections[1].matches("fill=\"#862e9c\"").count(), 1, "neighbours of one colour, one mark");
         assert!(sections[1].contains("<title>120 of 120 lost</title>"), "{}", sections[1]);
         assert!(!page.contains("<script"), "no JavaScript");
