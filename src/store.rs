@@ -93,7 +93,7 @@ struct Filter {
 
 impl<R: Read> Lines<R> {
     /// The `len` bytes of `reader` from its position, or only the lines naming `target`.
-    fn new(reader: R, len: u64, target: Option<&str>) -> Self {
+    pub fn new(reader: R, len: u64, target: Option<&str>) -> Self {
         let filter = target.map(|target| Filter {
             target: target.into(),
             buf: vec![0; CHUNK],
@@ -413,14 +413,15 @@ fn regular_len(file: &File, path: &Path) -> Result<u64, StoreError> {
     Err(StoreError::NotResults { path: path.to_path_buf(), reason: format!("it is {other}") })
 }
 
-enum LastLine {
+/// Why the end of a file stops the store from appending to it.
+pub enum LastLine {
     Unreadable(io::Error),
     Foreign(String),
 }
 
 /// Refuses to append to a file whose last complete line is not ours, so a mistyped
 /// `--results /etc/passwd` damages nothing. The form of that line, if there is one.
-fn check_last_line<R: Read + Seek>(reader: &mut R, end: u64) -> Result<Option<Form>, LastLine> {
+pub fn check_last_line<R: Read + Seek>(reader: &mut R, end: u64) -> Result<Option<Form>, LastLine> {
     if end == 0 {
         return Ok(None);
     }
@@ -438,7 +439,7 @@ fn check_last_line<R: Read + Seek>(reader: &mut R, end: u64) -> Result<Option<Fo
 
 /// Only what a crash mid-append can leave is cut: a short, partial results line. Anything
 /// else after the last newline (a file with no newline at all, say) is not ours to cut.
-fn check_torn_tail<R: Read + Seek>(reader: &mut R, end: u64, len: u64) -> Result<(), LastLine> {
+pub fn check_torn_tail<R: Read + Seek>(reader: &mut R, end: u64, len: u64) -> Result<(), LastLine> {
     if len - end > LONGEST_LINE {
         return Err(LastLine::Foreign(format!("it ends in {} bytes without a newline", len - end)));
     }
@@ -465,7 +466,12 @@ pub fn tail_start<R: Read + Seek>(reader: &mut R, end: u64, lines: u64) -> io::R
 /// Where the last `lines` lines naming `target` before `end` start, and how many bytes they
 /// hold; `end` must follow a newline. Read back from `end` in chunks, each with the first
 /// bytes after it, so that every line starting in a chunk shows there which target it names.
-fn tail_naming<R: Read + Seek>(reader: &mut R, end: u64, target: &str, lines: u64) -> io::Result<(u64, u64)> {
+pub fn tail_naming<R: Read + Seek>(
+    reader: &mut R,
+    end: u64,
+    target: &str,
+    lines: u64,
+) -> io::Result<(u64, u64)> {
     let mut buf = vec![0u8; CHUNK + TARGET_WITHIN];
     let (mut found, mut len, mut start) = (0, 0, end);
     // The end of the line whose start is looked for next.
