@@ -90,6 +90,8 @@ struct Query {
     tail: Option<u64>,
 }
 
+/// A reason that repeats the client's text escapes it: a request line ends only at CRLF, so a
+/// bare newline in the query would start a second line of the one-line body.
 fn parse_query(query: &str, latency: bool) -> Result<Query, Rejection> {
     let bad = |reason: String| Err(Rejection::BadRequest(reason));
     let mut parsed = Query::default();
@@ -103,11 +105,15 @@ fn parse_query(query: &str, latency: bool) -> Result<Query, Rejection> {
             "tail" if parsed.tail.is_some() => return bad("tail is given more than once".into()),
             "tail" => parsed.tail = Some(parse_tail(value)?),
             _ if latency => {
-                return bad(format!("unknown query parameter '{name}'; /latency takes only target=NAME"));
+                return bad(format!(
+                    "unknown query parameter '{}'; /latency takes only target=NAME",
+                    name.escape_debug()
+                ));
             }
             _ => {
                 return bad(format!(
-                    "unknown query parameter '{name}'; the only ones are tail=N and target=NAME"
+                    "unknown query parameter '{}'; the only ones are tail=N and target=NAME",
+                    name.escape_debug()
                 ));
             }
         }
@@ -116,11 +122,9 @@ fn parse_query(query: &str, latency: bool) -> Result<Query, Rejection> {
 }
 
 fn parse_tail(value: &str) -> Result<u64, Rejection> {
-    value
-        .parse::<u64>()
-        .ok()
-        .filter(|_| value.bytes().all(|b| b.is_ascii_digit()))
-        .ok_or_else(|| Rejection::BadRequest(format!("tail must be a whole number of lines, got '{value}'")))
+    value.parse::<u64>().ok().filter(|_| value.bytes().all(|b| b.is_ascii_digit())).ok_or_else(|| {
+        Rejection::BadRequest(format!("tail must be a whole number of lines, got '{}'", value.escape_debug()))
+    })
 }
 
 /// The target named `name`, as `Route` gives it: None when it is the only one.
@@ -257,6 +261,26 @@ mod tests {
         }
         let owned = vec![String::from("a"), String::from("b")];
         assert_eq!(route("HEAD", "/latency?target=b", &owned), ok(latency(Some("b")), true));
+    }
+
+    /// Found by the `http_route` fuzz target: a request line ends only at CRLF, so a bare
+    /// newline (or another control character) in the query reached the body as it was.
+    #[test]
+    fn what_a_query_holds_is_escaped_in_the_body() {
+        let cases = [
+            ("/latency?a\nb=1", "unknown query parameter 'a\\nb'; /latency takes only target=NAME"),
+            (
+                "/latency-results?x\r\ny",
+                "unknown query parameter 'x\\r\\ny'; the only ones are tail=N and target=NAME",
+            ),
+            ("/latency-results?tail=1\n2", "tail must be a whole number of lines, got '1\\n2'"),
+            ("/latency-results?tail=\u{1b}[2J", "tail must be a whole number of lines, got '\\u{1b}[2J'"),
+        ];
+        for (url, reason) in cases {
+            let rejection = route("GET", url, &["a"]).unwrap_err();
+            assert_eq!(rejection, Rejection::BadRequest(reason.into()), "{url:?}");
+            assert_eq!(rejection.body().lines().count(), 1, "{url:?}");
+        }
     }
 
     #[test]
