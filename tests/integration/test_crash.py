@@ -2,9 +2,7 @@
 import os
 import random
 import re
-import shutil
 import signal
-import subprocess
 import threading
 import time
 
@@ -159,7 +157,6 @@ def test_a_bad_sync_value_exits_2_with_one_line(net, tmp_path):
     assert not results.parent.exists()
 
 
-@pytest.mark.skipif(shutil.which("strace") is None, reason="needs strace (apt-get install strace)")
 @pytest.mark.parametrize("sync", ["none", "line"])
 def test_sync_line_calls_fdatasync_on_the_results_file_after_each_line(net, start, tmp_path, sync):
     trace = tmp_path / "strace.log"
