@@ -289,6 +289,7 @@ pub const SETTINGS: [&Setting; 8] =
 pub fn usage() -> String {
     let mut text = String::from(
         "Usage: latency [OPTIONS]
+       latency doctor [OPTIONS]   check what the daemon needs, each problem with its fix
 
 Measures ICMP round-trip time to one or more targets, appends one line per probe to a
 results file and serves them over HTTP (GET /latency, GET /latency-results[?tail=N];

@@ -7,23 +7,27 @@ use std::net::{IpAddr, ToSocketAddrs};
 use std::panic::{self, AssertUnwindSafe};
 use std::sync::{Arc, mpsc};
 use std::thread::{self, JoinHandle};
-use std::time::{Duration, Instant};
+use std::time::{Duration, Instant, SystemTime};
 
 use log::{debug, error, info, warn};
 use nix::sys::resource::{Resource, getrlimit, setrlimit};
 use signal_hook::consts::{SIGHUP, SIGINT, SIGTERM};
 use signal_hook::iterator::Signals;
 
+use crate::clock;
 use crate::config::{self, Config, Host, duration};
 use crate::engine::{self, Address, Identity, TargetSettings};
 use crate::http::server::{self, Context, ServerError};
-use crate::line::{Form, Line, Name};
+use crate::line::{Form, Line, LocalTime, Name};
+use crate::monitor::Monitor;
 use crate::net::NetError;
 use crate::net::linux::LinuxSocket;
 use crate::notify::{self, Liveness, Notifier};
 use crate::packet::{Family, Token};
+use crate::privilege::{self, Bounding, PrivilegeError};
 use crate::prober::{Heartbeat, Prober, ProberHandle, Settings};
 use crate::resolve::{self, LogEvent, Resolution};
+use crate::stats::{self, Refilled, TargetStats, Window};
 use crate::store::{Store, StoreError};
 
 pub const VERSION: &str = env!("CARGO_PKG_VERSION");
@@ -45,6 +49,7 @@ pub enum DaemonError {
     Store(StoreError),
     Net(NetError),
     Server(ServerError),
+    Privilege(PrivilegeError),
     /// An operation on `value` (possibly empty) failed.
     Setup {
         what: &'static str,
@@ -68,6 +73,7 @@ impl fmt::Display for DaemonError {
             DaemonError::Store(err) => err.fmt(f),
             DaemonError::Net(err) => err.fmt(f),
             DaemonError::Server(err) => err.fmt(f),
+            DaemonError::Privilege(err) => err.fmt(f),
             DaemonError::Setup { what, value, err } if value.is_empty() => write!(f, "{what}: {err}"),
             DaemonError::Setup { what, value, err } => write!(f, "{what} {value}: {err}"),
             DaemonError::ProberFailed => f.write_str("the prober thread failed; see the log above"),
@@ -89,6 +95,12 @@ impl From<NetError> for DaemonError {
     }
 }
 
+impl From<PrivilegeError> for DaemonError {
+    fn from(err: PrivilegeError) -> Self {
+        DaemonError::Privilege(err)
+    }
+}
+
 impl From<ServerError> for DaemonError {
     fn from(err: ServerError) -> Self {
         DaemonError::Server(err)
@@ -96,7 +108,7 @@ impl From<ServerError> for DaemonError {
 }
 
 /// What the resolver says of `name`'s addresses.
-fn lookup(name: &str) -> resolve::Lookup {
+pub(crate) fn lookup(name: &str) -> resolve::Lookup {
     (name, 0)
         .to_socket_addrs()
         .map(|found| found.map(|address| address.ip()).collect())
@@ -114,7 +126,7 @@ struct Named {
 /// How long a start with several targets waits for its host names to be looked up (all at
 /// once); a name with no answer by then starts without an address, and the resolver thread
 /// asks again at once.
-const START_LOOKUPS_WAIT: Duration = Duration::from_secs(5);
+pub(crate) const START_LOOKUPS_WAIT: Duration = Duration::from_secs(5);
 
 /// The targets as the engine takes them, with the addresses they have at start, and the
 /// host names among them.
@@ -179,7 +191,7 @@ fn resolve_at_start(config: &Config) -> Result<(Vec<TargetSettings>, Vec<Named>)
 /// What the resolver said of each target's host name (by target index), each looked up on a
 /// thread of its own, so that a resolver that does not answer costs one wait, not one per
 /// name. With `within`, a lookup not back by then is `None`, left to finish on its own.
-fn lookup_all(
+pub(crate) fn lookup_all(
     config: &Config,
     within: Option<Duration>,
 ) -> Result<Vec<Option<resolve::Lookup>>, DaemonError> {
@@ -216,7 +228,7 @@ fn lookup_all(
 
 /// Random identifier and payload token, so that two daemons, or a daemon and `ping`, never
 /// take each other's replies.
-fn identity() -> Result<Identity, DaemonError> {
+pub(crate) fn identity() -> Result<Identity, DaemonError> {
     let mut random = [0u8; 10];
     std::fs::File::open("/dev/urandom")
         .and_then(|mut urandom| urandom.read_exact(&mut random))
@@ -244,9 +256,19 @@ fn raise_open_file_limit() {
 
 /// Starts everything, runs until SIGTERM or SIGINT, and stops within a second.
 pub fn run(config: Config) -> Result<(), DaemonError> {
+    // Every socket that may need a capability (raw ICMP; an HTTP port below 1024) is opened
+    // first, on the only thread, and then every capability is given up, before any other
+    // thread exists (capabilities are per thread) and before anything from outside (the
+    // resolver's answers, packets, clients) is read.
+    privilege::use_permitted()?;
+    let (socket, opened) = LinuxSocket::open(&[Family::V4, Family::V6])?;
+    let http = server::bind(config.listen)?;
+    match privilege::drop_all()? {
+        Bounding::Emptied => debug!("gave up every capability, the bounding set's too"),
+        Bounding::Kept => debug!("gave up every capability; no_new_privs keeps the bounding set unusable"),
+    }
     let (targets, names) = resolve_at_start(&config)?;
     let identity = identity()?;
-    let (socket, opened) = LinuxSocket::open(&[Family::V4, Family::V6])?;
     let mut sockets = Vec::new();
     for (family, outcome) in opened {
         match outcome {
@@ -259,7 +281,6 @@ pub fn run(config: Config) -> Result<(), DaemonError> {
             Err(err) => debug!("{err}"),
         }
     }
-    let http = server::bind(config.listen)?;
     let notify_socket = std::env::var("NOTIFY_SOCKET").unwrap_or_default();
     let notifier = Notifier::from_env()
         .map_err(|err| DaemonError::Setup { what: "use NOTIFY_SOCKET", value: notify_socket, err })?
@@ -291,6 +312,7 @@ pub fn run(config: Config) -> Result<(), DaemonError> {
     let watchdog_every = watchdog_interval();
     let heartbeat = Arc::new(Heartbeat::default());
     let target_names: Vec<Name> = targets.iter().map(|target| target.name.clone()).collect();
+    let monitor = Arc::new(refilled_monitor(&store, &target_names));
     let (prober, prober_thread) = if targets.is_empty() {
         warn!("no target configured: set LATENCY_TARGET or pass --target; /latency answers 503 until then");
         (None, None)
@@ -305,7 +327,8 @@ pub fn run(config: Config) -> Result<(), DaemonError> {
             max_wait: watchdog_every.map_or(MAX_WAIT, |every| (every / 2).min(MAX_WAIT)),
         };
         let status = status_reporter(notifier.clone());
-        let (prober, handle) = Prober::new(socket, settings, store.clone(), heartbeat.clone(), status);
+        let (prober, handle) =
+            Prober::new(socket, settings, store.clone(), monitor.clone(), heartbeat.clone(), status);
         (Some(handle), Some(spawn_prober(prober)?))
     };
     let resolver = match (&prober, names.is_empty()) {
@@ -314,8 +337,8 @@ pub fn run(config: Config) -> Result<(), DaemonError> {
         }
         _ => None,
     };
-    let serving =
-        server::start(http, Context { prober: prober.clone(), targets: target_names, store: store.clone() })?;
+    let context = Context { prober: prober.clone(), targets: target_names, store: store.clone(), monitor };
+    let serving = server::start(http, context)?;
     if let Some(notifier) = &notifier {
         notifier.send(&format!(
             "READY=1\nSTATUS=probing {target_text} every {}",
@@ -361,6 +384,37 @@ pub fn run(config: Config) -> Result<(), DaemonError> {
     }
     info!("stopped");
     Ok(())
+}
+
+/// The targets' metrics, with their windows as the results file's last 24 hours left them,
+/// so that a restart does not blank them. A file that cannot be read leaves them empty.
+fn refilled_monitor(store: &Store, names: &[Name]) -> Monitor {
+    let mut stats: Vec<TargetStats> = names.iter().map(|_| TargetStats::new()).collect();
+    let now = clock::local(SystemTime::now()).seconds();
+    let from = LocalTime::from_seconds(now - Window::Day.seconds());
+    let read = store.since(from).and_then(|excerpt| {
+        stats::refill_from(&mut stats, names, excerpt.file.take(excerpt.len))
+            .map_err(|err| StoreError::Read { path: store.path().to_path_buf(), err })
+    });
+    let refilled = match read {
+        Ok(refilled) => {
+            if refilled.used + refilled.skipped > 0 {
+                info!(
+                    "statistics refilled from the last 24 hours of {}: {} lines, {} skipped (another form or target)",
+                    store.path().display(),
+                    refilled.used,
+                    refilled.skipped
+                );
+            }
+            refilled
+        }
+        Err(err) => {
+            warn!("{err}; the statistics start empty");
+            stats.iter_mut().for_each(|target| *target = TargetStats::new());
+            Refilled::default()
+        }
+    };
+    Monitor::new(names, stats, refilled)
 }
 
 /// At most this many targets are named in the start line and systemd's status: a

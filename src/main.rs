@@ -1,10 +1,11 @@
-//! `latency`: parse the command line, start logging, run the daemon, map errors to exit codes
-//! (2: bad configuration, 1: could not start).
+//! `latency`: parse the command line, start logging, run the daemon (or `latency doctor`), map
+//! errors to exit codes (2: bad configuration, 1: could not start, or doctor found a problem).
 
 use std::process::ExitCode;
 
 use latency::config::{self, Command};
 use latency::daemon::{self, VERSION};
+use latency::doctor;
 use latency::logging;
 
 fn main() -> ExitCode {
@@ -19,6 +20,9 @@ fn main() -> ExitCode {
     if let Some((name, _)) = unreadable {
         eprintln!("latency: {}: not valid UTF-8; see latency --help", name.to_string_lossy());
         return ExitCode::from(2);
+    }
+    if args.first().is_some_and(|arg| arg == "doctor") {
+        return ExitCode::from(doctor::system::run(&args[1..]));
     }
     let command = match config::parse(args, |name| std::env::var(name).ok()) {
         Ok(command) => command,

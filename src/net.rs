@@ -134,7 +134,7 @@ impl fmt::Display for NetError {
                 write!(
                     f,
                     "cannot open an {} socket (raw: {}; datagram: {}): run with CAP_NET_RAW \
-                     (AmbientCapabilities=CAP_NET_RAW in the unit, or setcap cap_net_raw+ep on the \
+                     (AmbientCapabilities=CAP_NET_RAW in the unit, or setcap cap_net_raw+p on the \
                      binary), or ",
                     family.protocol(),
                     raw.desc(),

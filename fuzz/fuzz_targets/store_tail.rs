@@ -1,16 +1,16 @@
 //! What the store reads of a file's end, on any file: where the last complete line ends
-//! (`complete_len`), where the last N lines start (`tail_start`), whether the last line is a
-//! results line (`check_last_line`) and whether what follows it is a torn line that may be cut
-//! (`check_torn_tail`, `line::is_cut_short`): the checks `Store::open` makes before it appends
-//! to or cuts anything. Then the lines of one target, read backwards (`tail_naming`, for
+//! (`complete_len`), where the last N lines start (`tail_start`), and `check_ours`, the check
+//! `Store::open` and `latency doctor` make before appending to or cutting anything: the last
+//! line must be a results line, and what follows it a torn one (`line::is_cut_short`). Then the lines of one target, read backwards (`tail_naming`, for
 //! `?target=&tail=`) and forwards (`Lines`, for `?target=`), against a plain line-by-line
 //! reading. A flag in the input puts the bytes just past the 64 KiB reading chunk.
 #![no_main]
 
 use std::io::{Cursor, Read};
+use std::path::Path;
 
 use latency::line::{self, Line};
-use latency::store::{self, LastLine, Lines};
+use latency::store::{self, Lines, StoreError};
 use libfuzzer_sys::fuzz_target;
 
 const TARGETS: [&str; 4] =
@@ -43,32 +43,31 @@ fn check(file: &[u8], target: &str, lines: u64) {
 
     // Every complete line, each with its newline.
     let all: Vec<&[u8]> = complete.split_inclusive(|&byte| byte == b'\n').collect();
-    let start = store::tail_start(&mut reader, end, lines).unwrap();
+    let start = store::tail_start(&mut reader, 0, end, lines).unwrap();
     let from = all.len().saturating_sub(usize::try_from(lines).unwrap_or(usize::MAX));
     assert_eq!(&complete[start as usize..], all[from..].concat(), "the last {lines} lines");
 
-    match store::check_last_line(&mut reader, end) {
-        Ok(None) => assert_eq!(end, 0),
-        Ok(Some(form)) => {
-            let last = all.last().expect("a last line");
-            assert!(last.len() <= LONGEST_LINE);
-            let text = std::str::from_utf8(&last[..last.len() - 1]).expect("a results line is text");
-            let parsed: Line = text.parse().expect("a results line");
-            assert_eq!(parsed.form(), form);
+    // What `Store::open` (and `latency doctor`) accept: a last complete line that is a
+    // results line, and after it nothing or a torn results line, which open then cuts.
+    let last = all.last();
+    let last_ok = last.is_none_or(|last| {
+        last.len() <= LONGEST_LINE && String::from_utf8_lossy(&last[..last.len() - 1]).parse::<Line>().is_ok()
+    });
+    let torn_ok = torn.is_empty() || (torn.len() <= LONGEST_LINE && line::is_cut_short(torn));
+    match store::check_ours(&mut reader, Path::new("results.txt"), len) {
+        Ok((ours_end, form)) => {
+            assert!(last_ok && torn_ok, "accepted: last {last:?}, torn {torn:?}");
+            assert_eq!(ours_end, end);
+            let parsed = last.map(|last| {
+                let text = std::str::from_utf8(&last[..last.len() - 1]).expect("a results line is text");
+                text.parse::<Line>().expect("a results line").form()
+            });
+            assert_eq!(form, parsed);
         }
-        Err(LastLine::Foreign(_)) => {
-            let last = all.last().expect("an empty file is no one's");
-            let text = String::from_utf8_lossy(&last[..last.len() - 1]);
-            assert!(last.len() > LONGEST_LINE || text.parse::<Line>().is_err(), "{text:?} refused");
+        Err(StoreError::NotResults { .. }) => {
+            assert!(!(last_ok && torn_ok), "refused: last {last:?}, torn {torn:?}");
         }
-        Err(LastLine::Unreadable(err)) => panic!("reading a slice failed: {err}"),
-    }
-    if end < len {
-        match store::check_torn_tail(&mut reader, end, len) {
-            Ok(()) => assert!(torn.len() <= LONGEST_LINE && line::is_cut_short(torn)),
-            Err(LastLine::Foreign(_)) => assert!(torn.len() > LONGEST_LINE || !line::is_cut_short(torn)),
-            Err(LastLine::Unreadable(err)) => panic!("reading a slice failed: {err}"),
-        }
+        Err(err) => panic!("reading a slice failed: {err}"),
     }
 
     // The lines naming `target`, forwards and backwards, as a plain reading finds them.
@@ -76,7 +75,7 @@ fn check(file: &[u8], target: &str, lines: u64) {
     let mut forwards = Vec::new();
     Lines::new(Cursor::new(complete), end, Some(target)).read_to_end(&mut forwards).unwrap();
     assert_eq!(forwards, named.concat(), "forwards, lines naming {target}");
-    let (tail_from, tail_len) = store::tail_naming(&mut reader, end, target, lines).unwrap();
+    let (tail_from, tail_len) = store::tail_naming(&mut reader, 0, end, target, lines).unwrap();
     let from = named.len().saturating_sub(usize::try_from(lines).unwrap_or(usize::MAX));
     let tail = named[from..].concat();
     assert_eq!(tail_len, tail.len() as u64, "backwards, the last {lines} lines naming {target}");

@@ -82,22 +82,15 @@ impl LinuxSocket {
 
 impl Socket {
     fn open(family: Family) -> Result<Self, NetError> {
-        let (domain, protocol) = match family {
-            Family::V4 => (AddressFamily::Inet, SockProtocol::Icmp),
-            Family::V6 => (AddressFamily::Inet6, SockProtocol::IcmpV6),
-        };
-        let flags = SockFlag::SOCK_CLOEXEC | SockFlag::SOCK_NONBLOCK;
-        let (fd, kind) = match socket(domain, SockType::Raw, flags, protocol) {
+        let (fd, kind) = match open_fd(family, SocketKind::Raw) {
             Ok(fd) => (fd, SocketKind::Raw),
-            Err(raw @ (Errno::EPERM | Errno::EACCES)) => {
-                match socket(domain, SockType::Datagram, flags, protocol) {
-                    Ok(fd) => (fd, SocketKind::Datagram),
-                    Err(datagram) => {
-                        let gid = nix::unistd::getegid().as_raw();
-                        return Err(NetError::Open { family, raw, datagram, gid, range: ping_group_range() });
-                    }
+            Err(raw @ (Errno::EPERM | Errno::EACCES)) => match open_fd(family, SocketKind::Datagram) {
+                Ok(fd) => (fd, SocketKind::Datagram),
+                Err(datagram) => {
+                    let gid = nix::unistd::getegid().as_raw();
+                    return Err(NetError::Open { family, raw, datagram, gid, range: ping_group_range() });
                 }
-            }
+            },
             Err(errno) => {
                 let operation = match family {
                     Family::V4 => "socket(AF_INET, SOCK_RAW, IPPROTO_ICMP)",
@@ -219,6 +212,25 @@ impl Socket {
     }
 }
 
+/// An ICMP socket of `family` and `kind`, with nothing set on it yet.
+fn open_fd(family: Family, kind: SocketKind) -> Result<OwnedFd, Errno> {
+    let (domain, protocol) = match family {
+        Family::V4 => (AddressFamily::Inet, SockProtocol::Icmp),
+        Family::V6 => (AddressFamily::Inet6, SockProtocol::IcmpV6),
+    };
+    let kind = match kind {
+        SocketKind::Raw => SockType::Raw,
+        SocketKind::Datagram => SockType::Datagram,
+    };
+    socket(domain, kind, SockFlag::SOCK_CLOEXEC | SockFlag::SOCK_NONBLOCK, protocol)
+}
+
+/// Whether this process may open an ICMP socket of `family` and `kind` (for `latency doctor`,
+/// which tries each kind where the daemon stops at the first that opens).
+pub fn can_open(family: Family, kind: SocketKind) -> Result<(), Errno> {
+    open_fd(family, kind).map(drop)
+}
+
 fn unspecified(family: Family) -> IpAddr {
     match family {
         Family::V4 => IpAddr::V4(Ipv4Addr::UNSPECIFIED),
@@ -235,7 +247,7 @@ fn ip_of(address: &SockaddrStorage) -> Option<IpAddr> {
 
 /// `net.ipv4.ping_group_range` in this network namespace (it governs ICMPv6 ping sockets
 /// too), for the hint when no socket opens.
-fn ping_group_range() -> Option<super::PingGroupRange> {
+pub fn ping_group_range() -> Option<super::PingGroupRange> {
     let text = std::fs::read_to_string("/proc/sys/net/ipv4/ping_group_range").ok()?;
     super::PingGroupRange::parse(&text)
 }
