@@ -10,7 +10,8 @@ same path (our scheduled probes and ping's, both every 100 ms, side by side), id
 both cores busy, and idle over IPv6; the same for Debian's prometheus-blackbox-exporter ICMP
 probe; and, with 1,000 targets (half IPv4, half IPv6) probed once a second, the daemon's CPU
 time per probe, memory, lost probes and results written per day, beside fping looping over the
-same targets at the same rate. The daemon runs with the environment its systemd unit gives it.
+same targets at the same rate; and the per-call cost of `--sync line` beside `--sync none`.
+The daemon runs with the environment its systemd unit gives it.
 Nothing here is asserted: the figures are printed, with the targets beside them, for a person
 to read. `--only PART` runs some parts only; `--runs N` repeats the whole run and prints each
 figure's minimum, median and maximum over the runs.
@@ -201,6 +202,22 @@ def measure_latency(net: Namespaces, tmp: Path, figures: dict):
     figures["year of results: seconds"] = round(elapsed, 3)
     figures["year of results: RSS growth KiB"] = max(peak) - before
     daemon.stop()
+
+
+def measure_sync(net: Namespaces, tmp: Path, figures: dict):
+    """The cost of `--sync line` (an fdatasync after each line): the same ten keep-alive callers
+    on /latency, each call timed, with `none` then `line`, each on a results file of its own in
+    the run's directory (so on the disk that holds it)."""
+    for sync in ("none", "line"):
+        daemon = Daemon(net, tmp, "--target", TARGET_IP, "--interval", "60s", "--timeout", "1s",
+                        results=tmp / f"sync-{sync}" / "results.txt", binary=RELEASE,
+                        env={**unit_environment(), "RUST_LOG": "warn", "LATENCY_SYNC": sync}).ready()
+        calls = timed_calls(net.daemon, DAEMON_IP, PORT, "/latency", callers=CALLERS, calls_each=1_000_000,
+                            within=WRK_SECONDS)
+        summary = calls.summary()
+        for figure in ("calls/s", "p50 ms", "p99.9 ms", "max ms", "failed"):
+            figures[f"--sync {sync}, {CALLERS} callers on /latency: {figure}"] = summary[figure]
+        daemon.stop()
 
 
 def many_targets() -> list:
@@ -427,6 +444,7 @@ PARTS = {
     "latency": (measure_latency, "RSS <= 4096 KiB; a year of results adds <= 1024 KiB; RTT median within "
                                  "10 µs of ping's; >= 5000 /latency requests/s; no call over 100 ms"),
     "blackbox": (measure_blackbox, None),
+    "sync": (measure_sync, None),
     "targets": (measure_targets, f"with {TARGETS} targets: CPU per probe within 2x fping's (ratio <= 2); "
                                  "RSS <= 8192 KiB; no timeouts"),
     "operator": (measure_operator, "24 h of history: RSS <= 6 MiB with 1 target, <= 16 MiB with 100; a scrape "

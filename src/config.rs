@@ -51,6 +51,8 @@ pub struct Config {
     pub results: PathBuf,
     /// HTTP connections one client (an IPv4 address, an IPv6 /64) may hold at once.
     pub max_conns_per_client: NonZeroUsize,
+    /// Whether each appended line is forced to disk before the next.
+    pub sync: SyncPolicy,
 }
 
 /// One host to probe and the name its lines and `?target=` use.
@@ -104,6 +106,28 @@ impl fmt::Display for Family {
             Family::Auto => "auto",
             Family::Ipv4 => "ipv4",
             Family::Ipv6 => "ipv6",
+        })
+    }
+}
+
+/// When appended lines reach the disk itself, not only the page cache.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SyncPolicy {
+    /// When the kernel writes them back (within about 30 s): a power loss can cost those.
+    None,
+    /// `fdatasync` after each line: a line is on disk before the next probe's.
+    Line,
+}
+
+impl SyncPolicy {
+    const ALL: [SyncPolicy; 2] = [SyncPolicy::None, SyncPolicy::Line];
+}
+
+impl fmt::Display for SyncPolicy {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            SyncPolicy::None => "none",
+            SyncPolicy::Line => "line",
         })
     }
 }
@@ -268,8 +292,18 @@ pub const MAX_CONNS_PER_CLIENT: Setting = Setting {
     default_varies: "",
     limits: &[Limit::Fewest(1)],
 };
-pub const SETTINGS: [&Setting; 8] =
-    [&TARGET, &FAMILY, &RESOLVE_EVERY, &INTERVAL, &TIMEOUT, &LISTEN, &RESULTS, &MAX_CONNS_PER_CLIENT];
+pub const SYNC: Setting = Setting {
+    flag: "--sync",
+    env: "LATENCY_SYNC",
+    placeholder: "WHEN",
+    about: "When appended lines are forced to disk: none (the kernel writes them back within \
+            about 30 s, and a power loss can cost those) or line (fdatasync after each line)",
+    default: || Some(SyncPolicy::None.to_string()),
+    default_varies: "",
+    limits: &[],
+};
+pub const SETTINGS: [&Setting; 9] =
+    [&TARGET, &FAMILY, &RESOLVE_EVERY, &INTERVAL, &TIMEOUT, &LISTEN, &RESULTS, &SYNC, &MAX_CONNS_PER_CLIENT];
 
 /// The `--help` text, written from [`SETTINGS`].
 pub fn usage() -> String {
@@ -433,6 +467,13 @@ where
         },
         None => DEFAULT_MAX_CONNS_PER_CLIENT,
     };
+    let sync = match given(&SYNC) {
+        Some(g) => SyncPolicy::ALL
+            .into_iter()
+            .find(|sync| sync.to_string() == g.value)
+            .ok_or_else(|| g.error("expected none (the default) or line (fdatasync after each line)"))?,
+        None => SyncPolicy::None,
+    };
     Ok(Command::Run(Config {
         targets,
         family,
@@ -441,6 +482,7 @@ where
         timeout,
         listen,
         results,
+        sync,
         max_conns_per_client,
     }))
 }
@@ -769,6 +811,20 @@ mod tests {
     }
 
     #[test]
+    fn sync_values() {
+        let cases: &[(Args, Env, SyncPolicy)] = &[
+            (&[], &[], SyncPolicy::None),
+            (&["--sync", "none"], &[], SyncPolicy::None),
+            (&["--sync=line"], &[], SyncPolicy::Line),
+            (&[], &[("LATENCY_SYNC", "line")], SyncPolicy::Line),
+            (&["--sync", "none"], &[("LATENCY_SYNC", "line")], SyncPolicy::None),
+        ];
+        for (args, env, sync) in cases {
+            assert_eq!(run(args, env).map(|config| config.sync), Ok(*sync), "{args:?} {env:?}");
+        }
+    }
+
+    #[test]
     fn resolve_every_values() {
         let cases: &[(Args, Env, u64)] = &[
             (&[], &[], 300),
@@ -797,6 +853,7 @@ mod tests {
                 listen: "0.0.0.0:5000".parse().unwrap(),
                 results: "/var/lib/latency/results.txt".into(),
                 max_conns_per_client: NonZeroUsize::new(32).unwrap(),
+                sync: SyncPolicy::None,
             }
         );
     }
@@ -1053,6 +1110,12 @@ mod tests {
             (&["--resolve-every", "999ms"], &[], "--resolve-every 999ms: must be at least 1s"),
             (&["--resolve-every", "25h"], &[], "--resolve-every 25h: must be at most 24h"),
             (&["--resolve-every", "30"], &[], "--resolve-every 30: missing unit: write 30s"),
+            (
+                &[],
+                &[("LATENCY_SYNC", "bogus")],
+                "LATENCY_SYNC bogus: expected none (the default) or line (fdatasync after each line)",
+            ),
+            (&["--sync", "Line"], &[], "--sync Line: expected none (the default) or line"),
         ];
         for (args, env, message) in cases {
             let err = run(args, env).expect_err(message);

@@ -288,7 +288,7 @@ pub fn run(config: Config) -> Result<(), DaemonError> {
     // Last of the checks, as it is the one that creates something: a start that fails for
     // want of a socket or a port leaves no empty results file or directory behind.
     let form = if targets.len() > 1 { Form::Named } else { Form::Seed };
-    let store = Arc::new(Store::open(&config.results, form)?);
+    let store = Arc::new(Store::open(&config.results, form, config.sync)?);
     // Installed once start-up can no longer fail, before the threads it must outlive.
     let mut signals = Signals::new([SIGTERM, SIGINT, SIGHUP]).map_err(|err| DaemonError::Setup {
         what: "install signal handlers",

@@ -156,7 +156,9 @@ struct Query {
     format: Option<Format>,
 }
 
-/// Parses the query of `path`, which takes the parameters `takes`.
+/// Parses the query of `path`, which takes the parameters `takes`. A reason that repeats the
+/// client's text escapes it: a request line ends only at CRLF, so a bare newline in the query
+/// would start a second line of the one-line body.
 fn parse_query(query: &str, path: &str, takes: &[&str]) -> Result<Query, Rejection> {
     let bad = |reason: String| Err(Rejection::BadRequest(reason));
     let mut parsed = Query::default();
@@ -164,10 +166,14 @@ fn parse_query(query: &str, path: &str, takes: &[&str]) -> Result<Query, Rejecti
     for pair in query.split('&').filter(|pair| !pair.is_empty()) {
         let (name, value) = pair.split_once('=').unwrap_or((pair, ""));
         if !takes.contains(&name) {
-            return bad(format!("unknown query parameter '{name}'; {path} takes {}", describe(takes)));
+            return bad(format!(
+                "unknown query parameter '{}'; {path} takes {}",
+                name.escape_debug(),
+                describe(takes)
+            ));
         }
         if seen.contains(&name) {
-            return bad(format!("{name} is given more than once"));
+            return bad(format!("{} is given more than once", name.escape_debug()));
         }
         seen.push(name);
         match name {
@@ -203,16 +209,16 @@ fn parse_format(value: &str) -> Result<Format, Rejection> {
     match value {
         "json" => Ok(Format::Json),
         "text" => Ok(Format::Text),
-        _ => Err(Rejection::BadRequest(format!("format must be json or text, got '{value}'"))),
+        _ => {
+            Err(Rejection::BadRequest(format!("format must be json or text, got '{}'", value.escape_debug())))
+        }
     }
 }
 
 fn parse_tail(value: &str) -> Result<u64, Rejection> {
-    value
-        .parse::<u64>()
-        .ok()
-        .filter(|_| value.bytes().all(|b| b.is_ascii_digit()))
-        .ok_or_else(|| Rejection::BadRequest(format!("tail must be a whole number of lines, got '{value}'")))
+    value.parse::<u64>().ok().filter(|_| value.bytes().all(|b| b.is_ascii_digit())).ok_or_else(|| {
+        Rejection::BadRequest(format!("tail must be a whole number of lines, got '{}'", value.escape_debug()))
+    })
 }
 
 /// `since=`: RFC 3339 (`2025-08-12T06:56:53+02:00`, `Z`, a fraction of a second allowed) or
@@ -550,6 +556,31 @@ mod tests {
             route("GET", "/latency?since=2025-08-12T06:56:53Z", None, THREE),
             bad("unknown query parameter 'since'; /latency takes target=NAME and format=json|text")
         );
+    }
+
+    /// Found by the `http_route` fuzz target: a request line ends only at CRLF, so a bare
+    /// newline (or another control character) in the query reached the body as it was.
+    #[test]
+    fn what_a_query_holds_is_escaped_in_the_body() {
+        let cases = [
+            (
+                "/latency?a\nb=1",
+                "unknown query parameter 'a\\nb'; /latency takes target=NAME and format=json|text",
+            ),
+            (
+                "/latency-results?x\r\ny",
+                "unknown query parameter 'x\\r\\ny'; /latency-results takes target=NAME, tail=N, \
+                 since=TIME and format=json|text",
+            ),
+            ("/latency-results?tail=1\n2", "tail must be a whole number of lines, got '1\\n2'"),
+            ("/latency-results?tail=\u{1b}[2J", "tail must be a whole number of lines, got '\\u{1b}[2J'"),
+            ("/latency?format=js\non", "format must be json or text, got 'js\\non'"),
+        ];
+        for (url, reason) in cases {
+            let rejection = route("GET", url, None, &["a"]).unwrap_err();
+            assert_eq!(rejection, Rejection::BadRequest(reason.into()), "{url:?}");
+            assert_eq!(rejection.body().lines().count(), 1, "{url:?}");
+        }
     }
 
     #[test]

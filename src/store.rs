@@ -11,6 +11,7 @@ use std::sync::{Arc, Mutex, MutexGuard};
 
 use log::{info, warn};
 
+use crate::config::SyncPolicy;
 use crate::line::{self, Form, Line, LocalTime, TARGET_WITHIN};
 
 /// How far back the last line is read to check the file is ours: far longer than any line.
@@ -26,6 +27,7 @@ pub enum StoreError {
     Read { path: PathBuf, err: io::Error },
     Write { path: PathBuf, err: io::Error },
     Truncate { path: PathBuf, err: io::Error },
+    Sync { path: PathBuf, err: io::Error },
     NotResults { path: PathBuf, reason: String },
     Deleted(Box<StoreError>),
 }
@@ -50,6 +52,9 @@ impl fmt::Display for StoreError {
             StoreError::Read { path, err } => write!(f, "read {}: {err}", path.display()),
             StoreError::Write { path, err } => write!(f, "append to {}: {err}", path.display()),
             StoreError::Truncate { path, err } => write!(f, "cut the torn end of {}: {err}", path.display()),
+            StoreError::Sync { path, err } => {
+                write!(f, "fdatasync {} (--sync line): {err}; the line may not be on disk", path.display())
+            }
             StoreError::NotResults { path, reason } => write!(
                 f,
                 "{} is not a latency results file ({reason}); leaving it alone: \
@@ -93,7 +98,7 @@ struct Filter {
 
 impl<R: Read> Lines<R> {
     /// The `len` bytes of `reader` from its position, or only the lines naming `target`.
-    fn new(reader: R, len: u64, target: Option<&str>) -> Self {
+    pub fn new(reader: R, len: u64, target: Option<&str>) -> Self {
         let filter = target.map(|target| Filter {
             target: target.into(),
             buf: vec![0; CHUNK],
@@ -223,6 +228,7 @@ pub struct Store {
     path: PathBuf,
     /// The form of the lines this run appends, so that a file in the other form is noticed.
     form: Form,
+    sync: SyncPolicy,
     appending: Mutex<Appending>,
     /// How often the file was found truncated in place; readers stop when it changes.
     truncations: Arc<AtomicU64>,
@@ -238,19 +244,20 @@ struct Appending {
 impl Store {
     /// Opens (creating it and its directory) the results file, cutting a torn last line.
     /// `form` is the form of the lines this run appends: a file whose lines are in the other
-    /// one (the targets changed since) is logged and appended to.
-    pub fn open(path: &Path, form: Form) -> Result<Store, StoreError> {
-        let (file, end) = open_for_append(path, form)?;
+    /// one (the targets changed since) is logged and appended to. `sync`: whether each
+    /// line is forced to disk.
+    pub fn open(path: &Path, form: Form, sync: SyncPolicy) -> Result<Store, StoreError> {
+        let (file, end) = open_for_append(path, form, sync)?;
         let appending = Mutex::new(Appending { file, end });
-        Ok(Store { path: path.to_path_buf(), form, appending, truncations: Arc::default() })
+        Ok(Store { path: path.to_path_buf(), form, sync, appending, truncations: Arc::default() })
     }
 
     pub fn path(&self) -> &Path {
         &self.path
     }
 
-    /// Appends `line` and its newline in one `write`. A short write (disk full) is undone, so
-    /// the file never keeps half a line.
+    /// Appends `line` and its newline in one `write`, and with `--sync line` waits until it
+    /// is on disk. A short write (disk full) is undone, so the file never keeps half a line.
     pub fn append(&self, line: &Line) -> Result<(), StoreError> {
         let text = format!("{line}\n");
         let mut appending = self.lock();
@@ -258,6 +265,13 @@ impl Store {
         let written = appending.file.write(text.as_bytes()).map_err(|err| self.write_error(err))?;
         if written == text.len() {
             appending.end = len + written as u64;
+            if self.sync == SyncPolicy::Line {
+                // The data and the file's new length; not its times, which no reader needs.
+                appending
+                    .file
+                    .sync_data()
+                    .map_err(|err| StoreError::Sync { path: self.path.clone(), err })?;
+            }
             return Ok(());
         }
         // Measured again: a file truncated meanwhile (copytruncate) has nothing of ours to undo.
@@ -276,7 +290,7 @@ impl Store {
     /// the names again), an append under way could look like a torn last line, and be cut.
     pub fn reopen(&self) -> Result<(), StoreError> {
         let mut appending = self.lock();
-        let (file, end) = open_for_append(&self.path, self.form)?;
+        let (file, end) = open_for_append(&self.path, self.form, self.sync)?;
         *appending = Appending { file, end };
         Ok(())
     }
@@ -346,8 +360,8 @@ impl Store {
     fn check_before_append(&self, appending: &mut Appending) -> Result<u64, StoreError> {
         let metadata = appending.file.metadata().map_err(|err| self.write_error(err))?;
         if metadata.nlink() == 0 {
-            let (file, end) =
-                open_for_append(&self.path, self.form).map_err(|err| StoreError::Deleted(Box::new(err)))?;
+            let (file, end) = open_for_append(&self.path, self.form, self.sync)
+                .map_err(|err| StoreError::Deleted(Box::new(err)))?;
             warn!("{} was deleted; appending to a new file there", self.path.display());
             *appending = Appending { file, end };
             return Ok(end);
@@ -383,8 +397,12 @@ pub fn check_existing(path: &Path) -> Result<Option<u64>, StoreError> {
 }
 
 /// The end of the last complete line of a file of `len` bytes, and its form, once its last
-/// line and anything after it are found to be ours.
-fn check_ours(file: &mut File, path: &Path, len: u64) -> Result<(u64, Option<Form>), StoreError> {
+/// line and anything after it are found to be ours. `path` only names the file in an error.
+pub fn check_ours<R: Read + Seek>(
+    file: &mut R,
+    path: &Path,
+    len: u64,
+) -> Result<(u64, Option<Form>), StoreError> {
     let read_error = |err| StoreError::Read { path: path.to_path_buf(), err };
     let end = complete_len(file, len).map_err(read_error)?;
     let refused = |reason| match reason {
@@ -399,8 +417,10 @@ fn check_ours(file: &mut File, path: &Path, len: u64) -> Result<(u64, Option<For
 }
 
 /// The file and its length, once a torn last line is cut (and the cut logged). A last line
-/// in the other form than `form` is logged: the lines change form from here on.
-fn open_for_append(path: &Path, form: Form) -> Result<(File, u64), StoreError> {
+/// in the other form than `form` is logged: the lines change form from here on. With
+/// `--sync line` the directory is synced too, so that a file just made is found after a power
+/// loss with the lines synced into it.
+fn open_for_append(path: &Path, form: Form, sync: SyncPolicy) -> Result<(File, u64), StoreError> {
     if let Some(dir) = path.parent().filter(|dir| !dir.as_os_str().is_empty()) {
         fs::create_dir_all(dir).map_err(|err| StoreError::CreateDir { path: dir.to_path_buf(), err })?;
     }
@@ -413,6 +433,12 @@ fn open_for_append(path: &Path, form: Form) -> Result<(File, u64), StoreError> {
         .open(path)
         .map_err(|err| StoreError::Open { path: path.to_path_buf(), err })?;
     let len = regular_len(&file, path)?;
+    if sync == SyncPolicy::Line {
+        let dir = path.parent().filter(|dir| !dir.as_os_str().is_empty()).unwrap_or(Path::new("."));
+        File::open(dir)
+            .and_then(|dir| dir.sync_all())
+            .map_err(|err| StoreError::Sync { path: dir.to_path_buf(), err })?;
+    }
     let (end, last) = check_ours(&mut file, path, len)?;
     if let Some(change) = last.and_then(|last| form_change(last, form)) {
         info!("results file {}: {change}", path.display());
@@ -512,7 +538,7 @@ pub fn tail_start<R: Read + Seek>(reader: &mut R, from: u64, end: u64, lines: u6
 /// bytes they hold; both must be where a line starts. Read back from `end` in chunks, each
 /// with the first bytes after it, so that every line starting in a chunk shows there which
 /// target it names.
-fn tail_naming<R: Read + Seek>(
+pub fn tail_naming<R: Read + Seek>(
     reader: &mut R,
     from: u64,
     end: u64,
@@ -746,7 +772,7 @@ mod tests {
     fn a_download_stops_when_the_file_is_truncated_in_place_and_grows_again() {
         let dir = std::env::temp_dir().join(format!("latency-store-{}", std::process::id()));
         let path = dir.join("results.txt");
-        let store = Store::open(&path, Form::Seed).unwrap();
+        let store = Store::open(&path, Form::Seed, SyncPolicy::None).unwrap();
         let sent = crate::line::LocalTime { year: 2025, month: 8, day: 12, hour: 6, minute: 56, second: 53 };
         let line = Line { sent, target: None, outcome: crate::line::Outcome::Timeout };
         let append = |count| (0..count).for_each(|_| store.append(&line).unwrap());
@@ -769,7 +795,7 @@ mod tests {
     fn a_deleted_file_is_served_empty_until_the_next_line_makes_it_again() {
         let dir = std::env::temp_dir().join(format!("latency-store-deleted-{}", std::process::id()));
         let path = dir.join("results.txt");
-        let store = Store::open(&path, Form::Seed).unwrap();
+        let store = Store::open(&path, Form::Seed, SyncPolicy::None).unwrap();
         let sent = crate::line::LocalTime { year: 2025, month: 8, day: 12, hour: 6, minute: 56, second: 53 };
         let line = Line { sent, target: None, outcome: crate::line::Outcome::Timeout };
         let served = |tail| {
@@ -814,7 +840,7 @@ mod tests {
         {
             for form in [Form::Seed, Form::Named] {
                 fs::write(&path, format!("{A}{N}{torn}")).unwrap();
-                let store = Store::open(&path, form).unwrap();
+                let store = Store::open(&path, form, SyncPolicy::None).unwrap();
                 assert_eq!(fs::read_to_string(&path).unwrap(), format!("{A}{N}"), "{torn:?}");
                 assert_eq!(served(&store, Some("db-2"), None), N);
                 assert_eq!(served(&store, Some("db-2"), Some(1)), N);
@@ -832,15 +858,15 @@ mod tests {
         let dir = temp_dir("switch");
         let path = dir.join("results.txt");
         let (seed, db2, other) = (named(None, 1), named(Some("db-2"), 2), named(Some("db-22"), 3));
-        let store = Store::open(&path, Form::Seed).unwrap();
+        let store = Store::open(&path, Form::Seed, SyncPolicy::None).unwrap();
         store.append(&seed.trim_end().parse().unwrap()).unwrap();
         drop(store);
         // The targets changed: the next run names them, and the one after has one again.
-        let store = Store::open(&path, Form::Named).unwrap();
+        let store = Store::open(&path, Form::Named, SyncPolicy::None).unwrap();
         store.append(&db2.trim_end().parse().unwrap()).unwrap();
         store.append(&other.trim_end().parse().unwrap()).unwrap();
         drop(store);
-        let store = Store::open(&path, Form::Seed).unwrap();
+        let store = Store::open(&path, Form::Seed, SyncPolicy::None).unwrap();
         store.append(&seed.trim_end().parse().unwrap()).unwrap();
         assert_eq!(served(&store, None, None), format!("{seed}{db2}{other}{seed}"));
         assert_eq!(served(&store, Some("db-2"), None), db2);
@@ -863,7 +889,7 @@ mod tests {
         let dir = temp_dir("filtered");
         let path = dir.join("results.txt");
         fs::write(&path, &text).unwrap();
-        let store = Store::open(&path, Form::Named).unwrap();
+        let store = Store::open(&path, Form::Named, SyncPolicy::None).unwrap();
         let tails = [None, Some(0), Some(1), Some(2), Some(5), Some(333), Some(1_500), Some(u64::MAX)];
         for target in
             [Some("a"), Some("ab"), Some("b"), Some("fe80::1%eth0"), Some(LONGEST_NAME), Some("c"), None]
@@ -918,7 +944,7 @@ mod tests {
         let dir = temp_dir("large");
         let path = dir.join("results.txt");
         fs::write(&path, &text).unwrap();
-        let store = Store::open(&path, Form::Named).unwrap();
+        let store = Store::open(&path, Form::Named, SyncPolicy::None).unwrap();
         let mut excerpt = store.excerpt(Some("db-2"), None).unwrap();
         let mut out = [0u8; 1000];
         let (mut lines, mut bytes) = (0, 0);
@@ -1064,7 +1090,7 @@ mod tests {
         let dir = temp_dir("since");
         let path = dir.join("results.txt");
         fs::write(&path, &text).unwrap();
-        let store = Store::open(&path, Form::Named).unwrap();
+        let store = Store::open(&path, Form::Named, SyncPolicy::None).unwrap();
         for from in [-1, 0, 1, 700, 1_499, 1_500] {
             let since = LocalTime::from_seconds(seconds(from));
             for target in [None, Some("a"), Some("b"), Some("c")] {
@@ -1113,7 +1139,7 @@ mod tests {
         // cut it, with every line appended since.
         let dir = temp_dir("reopen");
         let path = dir.join("results.txt");
-        let store = Arc::new(Store::open(&path, Form::Named).unwrap());
+        let store = Arc::new(Store::open(&path, Form::Named, SyncPolicy::None).unwrap());
         let text = named(Some(LONGEST_NAME), 1);
         let appended = 200_000;
         let appender = {

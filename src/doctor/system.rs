@@ -18,7 +18,7 @@ use super::{
     listen_check, listening_inodes, parse_environment_file, results_check, setting, socket_checks,
     target_checks, unit_check,
 };
-use crate::config::{self, Command as Parsed, Config, Host};
+use crate::config::{self, Command as Parsed, Config, Host, SyncPolicy};
 use crate::daemon::{self, START_LOOKUPS_WAIT};
 use crate::engine::{self, Address, TargetSettings};
 use crate::http::server::{self, ServerError};
@@ -182,7 +182,9 @@ fn probe_with_scratch(
     scratch: &Path,
 ) -> Result<Vec<Option<Duration>>, String> {
     let form = if config.targets.len() > 1 { Form::Named } else { Form::Seed };
-    let store = Arc::new(Store::open(&scratch.join("results.txt"), form).map_err(|err| err.to_string())?);
+    let store = Arc::new(
+        Store::open(&scratch.join("results.txt"), form, SyncPolicy::None).map_err(|err| err.to_string())?,
+    );
     let (socket, _) = LinuxSocket::open(&[Family::V4, Family::V6]).map_err(|err| err.to_string())?;
     let targets = config
         .targets

@@ -141,6 +141,7 @@ BAD_FLAGS = [
                          "write, say, 2s, the default", 2),
     (["--interval", "0s"], "--interval 0s: must be at least 100ms", 2),
     (["--listen", "nonsense"], "--listen nonsense: expected ADDRESS:PORT", 2),
+    (["--sync", "always"], "--sync always: expected none (the default) or line (fdatasync after each line)", 2),
     (["--timeout", "5s", "--interval", "5s"], "--timeout 5s: must be shorter than the interval", 2),
     (["--target", "0.0.0.0"], "--target 0.0.0.0: is the unspecified address", 2),
     (["--target", "224.0.0.1"], "--target 224.0.0.1: is a broadcast or multicast address", 2),
