@@ -1,6 +1,7 @@
 //! What an operator reads: the statistics as aligned text or JSON, and the page at `/`, one
-//! SVG chart per target drawn as SmokePing draws it (the median per 5-minute bucket, the
-//! min–max band as "smoke" around it, loss as a coloured mark under the bucket). Pure: no
+//! SVG chart per target drawn as SmokePing draws it (the median per 5-minute bucket as a step
+//! across it, the min–max band as "smoke" around it, loss as a coloured mark under the
+//! bucket). Pure: no
 //! JavaScript, no outside asset, so the page works from a machine with no other access.
 
 use std::fmt::Write;
@@ -285,10 +286,12 @@ fn chart(points: &[ChartPoint], now: i64) -> String {
             // At least a hairline, so a steady target still shows its band.
             let height = (lower - upper).max(0.5);
             let _ = write!(smoke, "M{left:.1} {upper:.1}h{column:.2}v{height:.1}h-{column:.2}Z");
-            let point_text = format!("{:.1},{:.1}", left + column / 2.0, y(mid));
+            // A step across the bucket, as SmokePing draws it: a lone bucket still shows.
+            let level = y(mid);
+            let step = [format!("{left:.1},{level:.1}"), format!("{:.1},{level:.1}", left + column)];
             match medians.last_mut() {
-                Some(line) if last_answered == Some(point.start - BUCKET) => line.push(point_text),
-                _ => medians.push(vec![point_text]),
+                Some(line) if last_answered == Some(point.start - BUCKET) => line.extend(step),
+                _ => medians.push(step.to_vec()),
             }
             last_answered = Some(point.start);
         }
@@ -506,7 +509,11 @@ mod tests {
                 .map(|rest| rest[..rest.find('"').expect("closed")].split_whitespace().count())
                 .collect()
         };
-        assert_eq!(lines(sections[0]), [1, 1, 2], "a line per stretch of neighbours; none older than 24 h");
+        assert_eq!(
+            lines(sections[0]),
+            [2, 2, 4],
+            "a step a bucket, a line per stretch; none older than 24 h"
+        );
         assert_eq!(sections[0].matches("class=\"loss\"").count(), 1);
         assert!(lines(sections[1]).is_empty(), "all lost: no median");
         assert_eq!(sections[1].matches("fill=\"#862e9c\"").count(), 1, "neighbours of one colour, one mark");

@@ -380,11 +380,12 @@ DAY = 86_400
 
 def expected_charts(entries, now, names):
     """Per target, from the file's lines: the 5-minute buckets of the last 24 hours holding a
-    reply (one point each) and those holding a lost probe (one loss mark each)."""
+    reply (two points each: the median is a step across its bucket) and those holding a lost
+    probe (one loss mark each)."""
     expected = {}
     for name in names:
         recent = [(epoch, rtt) for epoch, n, rtt in entries if n == name and now - DAY < epoch <= now]
-        expected[name] = {"points": len({e // BUCKET for e, rtt in recent if rtt is not None}),
+        expected[name] = {"points": 2 * len({e // BUCKET for e, rtt in recent if rtt is not None}),
                           "loss": len({e // BUCKET for e, rtt in recent if rtt is None})}
     return expected
 
