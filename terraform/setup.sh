@@ -1,12 +1,13 @@
 #!/bin/bash
-# First-boot user_data of the first server, rendered by Terraform's templatefile()
-# with target_ip = the second server's private IP. It only points latency at the
-# second server: it sets LATENCY_TARGET in /etc/default/latency (replacing an
-# existing line, else appending one; the rest of the file is kept) and restarts
-# the service.
+# First-boot user_data of a server that runs latency, rendered by Terraform's
+# templatefile() with latency_target = its LATENCY_TARGET: the second server's
+# private IP (the pair), or every other server as NAME=IP (a mesh). It only
+# points latency at its targets: it sets LATENCY_TARGET in /etc/default/latency
+# (replacing an existing line, else appending one; the rest of the file is
+# kept) and restarts the service.
 set -euo pipefail
 conf=/etc/default/latency
-target='${target_ip}'
+target='${latency_target}'
 if grep -q '^LATENCY_TARGET=' "$conf" 2>/dev/null; then
   sed -i "s|^LATENCY_TARGET=.*|LATENCY_TARGET=$target|" "$conf"
 else
