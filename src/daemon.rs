@@ -7,23 +7,26 @@ use std::net::{IpAddr, ToSocketAddrs};
 use std::panic::{self, AssertUnwindSafe};
 use std::sync::{Arc, mpsc};
 use std::thread::{self, JoinHandle};
-use std::time::{Duration, Instant};
+use std::time::{Duration, Instant, SystemTime};
 
 use log::{debug, error, info, warn};
 use nix::sys::resource::{Resource, getrlimit, setrlimit};
 use signal_hook::consts::{SIGHUP, SIGINT, SIGTERM};
 use signal_hook::iterator::Signals;
 
+use crate::clock;
 use crate::config::{self, Config, Host, duration};
 use crate::engine::{self, Address, Identity, TargetSettings};
 use crate::http::server::{self, Context, ServerError};
-use crate::line::{Form, Line, Name};
+use crate::line::{Form, Line, LocalTime, Name};
+use crate::monitor::Monitor;
 use crate::net::NetError;
 use crate::net::linux::LinuxSocket;
 use crate::notify::{self, Liveness, Notifier};
 use crate::packet::{Family, Token};
 use crate::prober::{Heartbeat, Prober, ProberHandle, Settings};
 use crate::resolve::{self, LogEvent, Resolution};
+use crate::stats::{self, Refilled, TargetStats, Window};
 use crate::store::{Store, StoreError};
 
 pub const VERSION: &str = env!("CARGO_PKG_VERSION");
@@ -291,6 +294,7 @@ pub fn run(config: Config) -> Result<(), DaemonError> {
     let watchdog_every = watchdog_interval();
     let heartbeat = Arc::new(Heartbeat::default());
     let target_names: Vec<Name> = targets.iter().map(|target| target.name.clone()).collect();
+    let monitor = Arc::new(refilled_monitor(&store, &target_names));
     let (prober, prober_thread) = if targets.is_empty() {
         warn!("no target configured: set LATENCY_TARGET or pass --target; /latency answers 503 until then");
         (None, None)
@@ -305,7 +309,8 @@ pub fn run(config: Config) -> Result<(), DaemonError> {
             max_wait: watchdog_every.map_or(MAX_WAIT, |every| (every / 2).min(MAX_WAIT)),
         };
         let status = status_reporter(notifier.clone());
-        let (prober, handle) = Prober::new(socket, settings, store.clone(), heartbeat.clone(), status);
+        let (prober, handle) =
+            Prober::new(socket, settings, store.clone(), monitor.clone(), heartbeat.clone(), status);
         (Some(handle), Some(spawn_prober(prober)?))
     };
     let resolver = match (&prober, names.is_empty()) {
@@ -314,8 +319,8 @@ pub fn run(config: Config) -> Result<(), DaemonError> {
         }
         _ => None,
     };
-    let serving =
-        server::start(http, Context { prober: prober.clone(), targets: target_names, store: store.clone() })?;
+    let context = Context { prober: prober.clone(), targets: target_names, store: store.clone(), monitor };
+    let serving = server::start(http, context)?;
     if let Some(notifier) = &notifier {
         notifier.send(&format!(
             "READY=1\nSTATUS=probing {target_text} every {}",
@@ -361,6 +366,37 @@ pub fn run(config: Config) -> Result<(), DaemonError> {
     }
     info!("stopped");
     Ok(())
+}
+
+/// The targets' metrics, with their windows as the results file's last 24 hours left them,
+/// so that a restart does not blank them. A file that cannot be read leaves them empty.
+fn refilled_monitor(store: &Store, names: &[Name]) -> Monitor {
+    let mut stats: Vec<TargetStats> = names.iter().map(|_| TargetStats::new()).collect();
+    let now = clock::local(SystemTime::now()).seconds();
+    let from = LocalTime::from_seconds(now - Window::Day.seconds());
+    let read = store.since(from).and_then(|excerpt| {
+        stats::refill_from(&mut stats, names, excerpt.file.take(excerpt.len))
+            .map_err(|err| StoreError::Read { path: store.path().to_path_buf(), err })
+    });
+    let refilled = match read {
+        Ok(refilled) => {
+            if refilled.used + refilled.skipped > 0 {
+                info!(
+                    "statistics refilled from the last 24 hours of {}: {} lines, {} skipped (another form or target)",
+                    store.path().display(),
+                    refilled.used,
+                    refilled.skipped
+                );
+            }
+            refilled
+        }
+        Err(err) => {
+            warn!("{err}; the statistics start empty");
+            stats.iter_mut().for_each(|target| *target = TargetStats::new());
+            Refilled::default()
+        }
+    };
+    Monitor::new(names, stats, refilled)
 }
 
 /// At most this many targets are named in the start line and systemd's status: a

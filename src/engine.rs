@@ -77,11 +77,39 @@ pub struct Probe<W> {
     waiter: Option<W>,
 }
 
-/// A probe that has ended: its line, for the results file and for the callers waiting on it.
+/// A probe that has ended: what it measured, for the results file, the statistics and the
+/// callers waiting on it.
 #[derive(Debug, PartialEq)]
 pub struct Ended<W> {
-    pub line: Line,
+    pub measurement: Measurement,
     pub waiters: Vec<W>,
+}
+
+/// What one probe came to: its results line, the address it went to (none: its target had
+/// none), and the ICMP error that ended it, which the line shows as a timeout.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Measurement {
+    /// The index of its target in the configured list.
+    pub target: usize,
+    pub line: Line,
+    pub address: Option<Address>,
+    pub error: Option<ErrorKind>,
+}
+
+/// What a packet read from a socket turned out to be.
+#[derive(Debug, PartialEq)]
+pub enum Heard<W> {
+    /// The reply or the ICMP error that ended a probe.
+    Ended(Ended<W>),
+    /// Another reply to a probe already answered, from the address of the target at this index.
+    Duplicate(usize),
+    /// A reply after its probe's timeout, from the address of the target at this index.
+    Late(usize),
+    /// A packet meant for us that answers nothing: corrupt, foreign payload, wrong source, a
+    /// probe never sent, an error about no probe in flight.
+    Ignored,
+    /// Another program's ICMP traffic, which a raw socket sees too.
+    NotOurs,
 }
 
 struct Target {
@@ -210,13 +238,19 @@ impl<W> Engine<W> {
                 self.tracker.sent(probe.ticket, at, pending);
                 None
             }
-            _ => Some(Ended { line: self.line(probe.target, local, Outcome::Timeout), waiters }),
+            (_, address) => {
+                let line = self.line(probe.target, local, Outcome::Timeout);
+                Some(Ended {
+                    measurement: Measurement { target: probe.target, line, address, error: None },
+                    waiters,
+                })
+            }
         }
     }
 
-    /// A packet read from a socket at `now`; the probe it ends, if it is a reply or an error
-    /// about one in flight.
-    pub fn packet(&mut self, data: &[u8], arrival: Arrival, now: Instant) -> Option<Ended<W>> {
+    /// A packet read from a socket at `now`: the probe it ends, if it is a reply or an error
+    /// about one in flight, or what else it was.
+    pub fn packet(&mut self, data: &[u8], arrival: Arrival, now: Instant) -> Heard<W> {
         // Raw sockets see every echo reply on the host; the kernel sets our identifier on
         // ping sockets and delivers only their own.
         let raw = arrival.kind == SocketKind::Raw;
@@ -225,27 +259,23 @@ impl<W> Engine<W> {
         match packet::parse(data, arrival.kind.framing(Family::of(source))) {
             Err(err) => {
                 debug!("ignored a packet from {source}: {err}");
-                None
+                Heard::Ignored
             }
             Ok(Message::EchoReply { echo, checksum_valid }) if ours(echo.identifier) => {
                 self.reply(echo, checksum_valid, arrival, now)
             }
-            Ok(Message::Error { kind, quoted, checksum_valid })
-                if checksum_valid && ours(quoted.identifier) =>
-            {
-                self.fail(kind, quoted, source, now)
+            Ok(Message::Error { kind, quoted, checksum_valid }) if ours(quoted.identifier) => {
+                if !checksum_valid {
+                    debug!("ignored an ICMP error from {source}: bad checksum");
+                    return Heard::Ignored;
+                }
+                self.fail(kind, quoted, source, now).map_or(Heard::Ignored, Heard::Ended)
             }
-            Ok(_) => None,
+            Ok(_) => Heard::NotOurs,
         }
     }
 
-    fn reply(
-        &mut self,
-        echo: Echo,
-        checksum_valid: bool,
-        arrival: Arrival,
-        now: Instant,
-    ) -> Option<Ended<W>> {
+    fn reply(&mut self, echo: Echo, checksum_valid: bool, arrival: Arrival, now: Instant) -> Heard<W> {
         let (source, sequence) = (arrival.source, echo.sequence);
         if !checksum_valid {
             return self.ignored(
@@ -271,20 +301,29 @@ impl<W> Engine<W> {
                 format_args!("ignored a reply to probe {sequence} from {source}: it went to {sent_to}"),
             );
         }
-        match self.tracker.reply(sequence, counter, arrival.at) {
+        let verdict = self.tracker.reply(sequence, counter, arrival.at);
+        // A duplicate or late reply's probe has left the tracker: the target whose address it
+        // comes from is the one it is counted against.
+        let target_at_source = || self.targets.iter().position(|t| t.address.is_some_and(|a| a.ip == source));
+        match verdict {
             Verdict::Answered { rtt, tag } => {
                 debug!("reply from {source} to probe {sequence}: {} µs", rtt.as_micros());
-                Some(self.end(tag, Outcome::Reply(rtt)))
+                Heard::Ended(self.end(tag, Outcome::Reply(rtt), None))
             }
             Verdict::Duplicate => {
-                self.ignored(now, format_args!("ignored a duplicate reply from {source} to probe {sequence}"))
+                let target = target_at_source();
+                self.ignored_log
+                    .warn(now, format_args!("ignored a duplicate reply from {source} to probe {sequence}"));
+                target.map_or(Heard::Ignored, Heard::Duplicate)
             }
             Verdict::Late => {
+                let target = target_at_source();
                 let timeout = duration::format(self.timeout);
-                self.ignored(
+                self.ignored_log.warn(
                     now,
                     format_args!("ignored a reply from {source} to probe {sequence}: it came after the {timeout} timeout"),
-                )
+                );
+                target.map_or(Heard::Ignored, Heard::Late)
             }
             Verdict::Unknown => self.ignored(
                 now,
@@ -294,19 +333,21 @@ impl<W> Engine<W> {
     }
 
     /// Logs why a packet was ignored, unless a flood of them is being held back.
-    fn ignored(&mut self, now: Instant, why: fmt::Arguments) -> Option<Ended<W>> {
+    fn ignored(&mut self, now: Instant, why: fmt::Arguments) -> Heard<W> {
         self.ignored_log.warn(now, why);
-        None
+        Heard::Ignored
     }
 
     /// An error the kernel queued about one of our requests (datagram sockets only), read at
     /// `now`; `request` is the request it returns.
-    pub fn queued_error(&mut self, request: &[u8], error: QueuedError, now: Instant) -> Option<Ended<W>> {
+    pub fn queued_error(&mut self, request: &[u8], error: QueuedError, now: Instant) -> Heard<W> {
         match icmp::queued_error(error.icmp_type, error.code, error.info, request, error.destination) {
-            Some((kind, quoted)) => self.fail(kind, quoted, error.reporter, now),
+            Some((kind, quoted)) => {
+                self.fail(kind, quoted, error.reporter, now).map_or(Heard::Ignored, Heard::Ended)
+            }
             None => {
                 debug!("ignored a queued ICMP error of type {} from {}", error.icmp_type, error.reporter);
-                None
+                Heard::Ignored
             }
         }
     }
@@ -320,7 +361,7 @@ impl<W> Engine<W> {
             now,
             format_args!("probe {} to {target}: {kind} (reported by {reporter})", quoted.sequence),
         );
-        Some(self.end(pending, Outcome::Timeout))
+        Some(self.end(pending, Outcome::Timeout, Some(kind)))
     }
 
     /// The probes whose timeout has passed at `now`, oldest first.
@@ -332,7 +373,7 @@ impl<W> Engine<W> {
             .map(|pending| {
                 let target = self.describe(&pending);
                 self.lost_log.warn(now, format_args!("no reply from {target} within {timeout}"));
-                self.end(pending, Outcome::Timeout)
+                self.end(pending, Outcome::Timeout, None)
             })
             .collect()
     }
@@ -343,8 +384,10 @@ impl<W> Engine<W> {
         if **name == *address { address } else { format!("{name} ({address})") }
     }
 
-    fn end(&self, pending: Pending<W>, outcome: Outcome) -> Ended<W> {
-        Ended { line: self.line(pending.target, pending.sent, outcome), waiters: pending.waiters }
+    fn end(&self, pending: Pending<W>, outcome: Outcome, error: Option<ErrorKind>) -> Ended<W> {
+        let line = self.line(pending.target, pending.sent, outcome);
+        let measurement = Measurement { target: pending.target, line, address: Some(pending.address), error };
+        Ended { measurement, waiters: pending.waiters }
     }
 
     /// When the engine next has something to do unprompted: a probe due, or one timing out.
@@ -431,7 +474,7 @@ mod tests {
         }
 
         /// `icmp` from `source` arriving at `millis`, framed as this socket kind delivers it.
-        fn deliver(&mut self, icmp: &[u8], source: Ipv4Addr, millis: u64) -> Option<Ended<u32>> {
+        fn deliver(&mut self, icmp: &[u8], source: Ipv4Addr, millis: u64) -> Heard<u32> {
             let data = match self.kind {
                 SocketKind::Raw => wrap(source, US, 0, icmp),
                 SocketKind::Datagram => icmp.to_vec(),
@@ -441,32 +484,53 @@ mod tests {
             self.engine.packet(&data, arrival, self.at(millis))
         }
 
-        fn answer(&mut self, request: &[u8], millis: u64) -> Option<Ended<u32>> {
+        fn answer(&mut self, request: &[u8], millis: u64) -> Heard<u32> {
             self.deliver(&reply_to(request), TARGET, millis)
         }
 
         /// An ICMPv6 message from `source` arriving at `millis`: both socket kinds hand it over
         /// without its IPv6 header, the kernel having checked its checksum.
-        fn deliver6(&mut self, icmp: &[u8], source: Ipv6Addr, millis: u64) -> Option<Ended<u32>> {
+        fn deliver6(&mut self, icmp: &[u8], source: Ipv6Addr, millis: u64) -> Heard<u32> {
             let arrival =
                 Arrival { len: icmp.len(), source: IpAddr::V6(source), at: self.at(millis), kind: self.kind };
             self.engine.packet(icmp, arrival, self.at(millis))
         }
     }
 
-    fn named(target: &str, outcome: Outcome, waiters: Vec<u32>) -> Ended<u32> {
+    /// Target `index` of several, named `target`, at `address`.
+    fn named(
+        (index, target): (usize, &str),
+        address: Option<IpAddr>,
+        outcome: Outcome,
+        error: Option<ErrorKind>,
+        waiters: Vec<u32>,
+    ) -> Ended<u32> {
+        let line = Line { sent: LOCAL, target: Some(target.parse().expect("a valid name")), outcome };
         Ended {
-            line: Line { sent: LOCAL, target: Some(target.parse().expect("a valid name")), outcome },
+            measurement: Measurement { target: index, line, address: address.map(Address::from), error },
             waiters,
         }
     }
 
-    fn reply(rtt: Duration, waiters: Vec<u32>) -> Option<Ended<u32>> {
-        Some(Ended { line: Line { sent: LOCAL, target: None, outcome: Outcome::Reply(rtt) }, waiters })
+    /// The only target's probe to TARGET, answered after `rtt`.
+    fn reply(rtt: Duration, waiters: Vec<u32>) -> Heard<u32> {
+        Heard::Ended(ended(Some(TARGET), Outcome::Reply(rtt), None, waiters))
     }
 
+    fn ended(
+        address: Option<Ipv4Addr>,
+        outcome: Outcome,
+        error: Option<ErrorKind>,
+        waiters: Vec<u32>,
+    ) -> Ended<u32> {
+        let line = Line { sent: LOCAL, target: None, outcome };
+        let address = address.map(|ip| Address::from(IpAddr::V4(ip)));
+        Ended { measurement: Measurement { target: 0, line, address, error }, waiters }
+    }
+
+    /// The only target's probe to TARGET, lost.
     fn timeout(waiters: Vec<u32>) -> Ended<u32> {
-        Ended { line: Line { sent: LOCAL, target: None, outcome: Outcome::Timeout }, waiters }
+        ended(Some(TARGET), Outcome::Timeout, None, waiters)
     }
 
     /// `icmp` with its checksum made right again after an edit.
@@ -510,7 +574,7 @@ mod tests {
         let mut lab = Lab::new(SocketKind::Raw);
         let first = lab.send_due(0);
         assert_eq!(lab.answer(&first, 3), reply(ms(3), vec![]));
-        assert_eq!(lab.answer(&first, 4), None, "a duplicate");
+        assert_eq!(lab.answer(&first, 4), Heard::Duplicate(0), "a duplicate");
 
         let probe = lab.engine.caller(0, 1).expect("a probe");
         let slow = lab.send(probe, 100);
@@ -518,7 +582,7 @@ mod tests {
         assert_eq!(lab.engine.expire(lab.at(1100)), vec![timeout(vec![1])], "lost, never 0 ms");
         let probe = lab.engine.caller(0, 2).expect("a probe");
         let next = lab.send(probe, 1200);
-        assert_eq!(lab.answer(&slow, 1250), None, "the late reply is not the next probe's");
+        assert_eq!(lab.answer(&slow, 1250), Heard::Late(0), "the late reply is not the next probe's");
         assert_eq!(lab.answer(&next, 1260), reply(ms(60), vec![2]));
     }
 
@@ -529,14 +593,14 @@ mod tests {
         let good = reply_to(&request);
         let mut corrupt = good.clone();
         corrupt[20] ^= 1;
-        assert_eq!(lab.deliver(&corrupt, TARGET, 1), None, "bad checksum");
+        assert_eq!(lab.deliver(&corrupt, TARGET, 1), Heard::Ignored, "bad checksum");
         let mut foreign_payload = good.clone();
         foreign_payload[8] ^= 1;
-        assert_eq!(lab.deliver(&resum(foreign_payload), TARGET, 1), None, "not our token");
-        assert_eq!(lab.deliver(&good, ELSEWHERE, 1), None, "from an address it did not go to");
+        assert_eq!(lab.deliver(&resum(foreign_payload), TARGET, 1), Heard::Ignored, "not our token");
+        assert_eq!(lab.deliver(&good, ELSEWHERE, 1), Heard::Ignored, "from an address it did not go to");
         let mut other_identifier = good.clone();
         other_identifier[4] ^= 1;
-        assert_eq!(lab.deliver(&resum(other_identifier), TARGET, 1), None, "someone else's");
+        assert_eq!(lab.deliver(&resum(other_identifier), TARGET, 1), Heard::NotOurs, "someone else's");
         assert_eq!(lab.answer(&request, 2), reply(ms(2), vec![]), "the probe still waits for its reply");
     }
 
@@ -560,8 +624,18 @@ mod tests {
             error.extend_from_slice(&quoted[..28]);
             resum(error)
         };
-        assert_eq!(lab.deliver(&error_about(ELSEWHERE), ELSEWHERE, 1), None, "about another destination");
-        assert_eq!(lab.deliver(&error_about(TARGET), ELSEWHERE, 2), Some(timeout(vec![1])));
+        assert_eq!(
+            lab.deliver(&error_about(ELSEWHERE), ELSEWHERE, 1),
+            Heard::Ignored,
+            "about another destination"
+        );
+        let unreachable = Some(ErrorKind::Unreachable(1));
+        assert_eq!(
+            lab.deliver(&error_about(TARGET), ELSEWHERE, 2),
+            Heard::Ended(ended(Some(TARGET), Outcome::Timeout, unreachable, vec![1])),
+            "a lost probe, and which error lost it"
+        );
+        assert_eq!(lab.deliver(&error_about(TARGET), ELSEWHERE, 3), Heard::Ignored, "about a probe ended");
         assert_eq!(lab.engine.expire(lab.at(5000)), vec![], "ended once");
     }
 
@@ -577,8 +651,11 @@ mod tests {
             destination: IpAddr::V4(destination),
             reporter: IpAddr::V4(TARGET),
         };
-        assert_eq!(lab.engine.queued_error(&request, error(ELSEWHERE), lab.at(1)), None);
-        assert_eq!(lab.engine.queued_error(&request, error(TARGET), lab.at(1)), Some(timeout(vec![])));
+        assert_eq!(lab.engine.queued_error(&request, error(ELSEWHERE), lab.at(1)), Heard::Ignored);
+        assert_eq!(
+            lab.engine.queued_error(&request, error(TARGET), lab.at(1)),
+            Heard::Ended(ended(Some(TARGET), Outcome::Timeout, Some(ErrorKind::Unreachable(1)), vec![]))
+        );
     }
 
     #[test]
@@ -615,7 +692,8 @@ mod tests {
         let expected = [0, 2500, 5000, 7500, 10_000, 12_500, 15_000, 17_500];
         assert_eq!(due_at, expected.iter().enumerate().map(|(i, &at)| (at, i % 4)).collect::<Vec<_>>());
         let probe = lab.engine.caller(1, 9).expect("a probe");
-        assert_eq!(lab.engine.sent(probe, LOCAL, None), Some(named("b", Outcome::Timeout, vec![9])));
+        let unsent = named((1, "b"), Some(IpAddr::V4(OTHER)), Outcome::Timeout, None, vec![9]);
+        assert_eq!(lab.engine.sent(probe, LOCAL, None), Some(unsent));
     }
 
     #[test]
@@ -626,13 +704,14 @@ mod tests {
         let probe = lab.engine.caller(1, 2).expect("b does not share a's probe");
         let to_b = lab.send(probe, 1);
         assert!(lab.engine.caller(0, 3).is_none(), "a's probe is shared");
-        assert_eq!(lab.deliver(&reply_to(&to_a), OTHER, 2), None, "b answering a's probe");
-        assert_eq!(lab.deliver(&reply_to(&to_b), TARGET, 2), None, "a answering b's probe");
-        assert_eq!(lab.deliver(&reply_to(&to_b), OTHER, 3), Some(named("b", Outcome::Reply(ms(2)), vec![2])));
-        assert_eq!(
-            lab.deliver(&reply_to(&to_a), TARGET, 4),
-            Some(named("a", Outcome::Reply(ms(4)), vec![1, 3]))
-        );
+        assert_eq!(lab.deliver(&reply_to(&to_a), OTHER, 2), Heard::Ignored, "b answering a's probe");
+        assert_eq!(lab.deliver(&reply_to(&to_b), TARGET, 2), Heard::Ignored, "a answering b's probe");
+        let b = named((1, "b"), Some(IpAddr::V4(OTHER)), Outcome::Reply(ms(2)), None, vec![2]);
+        assert_eq!(lab.deliver(&reply_to(&to_b), OTHER, 3), Heard::Ended(b));
+        let a = named((0, "a"), Some(IpAddr::V4(TARGET)), Outcome::Reply(ms(4)), None, vec![1, 3]);
+        assert_eq!(lab.deliver(&reply_to(&to_a), TARGET, 4), Heard::Ended(a));
+        assert_eq!(lab.deliver(&reply_to(&to_a), TARGET, 5), Heard::Duplicate(0), "counted against a");
+        assert_eq!(lab.deliver(&reply_to(&to_b), OTHER, 5), Heard::Duplicate(1), "counted against b");
     }
 
     #[test]
@@ -643,7 +722,7 @@ mod tests {
         let mut request = Vec::new();
         lab.engine.request(&probe, &mut request);
         assert!(request.is_empty(), "nothing to send");
-        assert_eq!(lab.engine.sent(probe, LOCAL, None), Some(timeout(vec![])));
+        assert_eq!(lab.engine.sent(probe, LOCAL, None), Some(ended(None, Outcome::Timeout, None, vec![])));
         lab.engine.retarget(0, Some(IpAddr::V4(TARGET).into()));
         let request = lab.send_due(10_000);
         assert_eq!(lab.answer(&request, 10_003), reply(ms(3), vec![]));
@@ -660,15 +739,25 @@ mod tests {
             assert_eq!(request[0], icmpv6::ECHO_REQUEST);
             let mut reply = request.clone();
             reply[0] = icmpv6::ECHO_REPLY;
-            assert_eq!(lab.deliver6(&reply, icmpv6::tests::US, 1), None, "not from where it went");
-            assert_eq!(lab.deliver(&reply_to(&request), TARGET, 1), None, "ICMP is not ICMPv6");
-            assert_eq!(lab.deliver6(&reply, TARGET6, 2), Some(named("v6", Outcome::Reply(ms(2)), vec![6])));
+            assert_eq!(lab.deliver6(&reply, icmpv6::tests::US, 1), Heard::Ignored, "not from where it went");
+            assert_eq!(lab.deliver(&reply_to(&request), TARGET, 1), Heard::Ignored, "ICMP is not ICMPv6");
+            let v6 = |outcome, error, waiters| {
+                named((1, "v6"), Some(IpAddr::V6(TARGET6)), outcome, error, waiters)
+            };
+            assert_eq!(
+                lab.deliver6(&reply, TARGET6, 2),
+                Heard::Ended(v6(Outcome::Reply(ms(2)), None, vec![6]))
+            );
 
             let probe = lab.engine.caller(1, 7).expect("another probe to v6");
             let request = lab.send(probe, 10);
             let original = crate::packet::ipv6::tests::wrap(icmpv6::tests::US, TARGET6, &request);
             let error = icmpv6::tests::error(icmpv6::DESTINATION_UNREACHABLE, 3, 0, &original);
-            assert_eq!(lab.deliver6(&error, TARGET6, 11), Some(named("v6", Outcome::Timeout, vec![7])));
+            let no_port = Some(ErrorKind::Unreachable6(3));
+            assert_eq!(
+                lab.deliver6(&error, TARGET6, 11),
+                Heard::Ended(v6(Outcome::Timeout, no_port, vec![7]))
+            );
         }
     }
 }

@@ -17,18 +17,26 @@ pub mod http;
 pub mod line;
 /// Log format for a terminal or for journald.
 pub mod logging;
+/// What the prober saw, for the operator: Prometheus metrics, shared by the prober and HTTP.
+pub mod monitor;
 /// The ICMP socket behind a trait, with the Linux implementation.
 pub mod net;
 /// systemd notifications: READY, WATCHDOG, STATUS.
 pub mod notify;
 /// ICMP echo packets: encode, parse, checksum, the IPv4 header.
 pub mod packet;
+/// What an operator reads: statistics as text or JSON, and the page with a chart per target.
+pub mod page;
 /// The probing thread: a thin loop that carries out the engine's decisions on a real socket.
 pub mod prober;
+/// A results line as a JSON record, and NDJSON read from the file.
+pub mod record;
 /// Which of a host name's addresses to probe, and what each new lookup is worth logging.
 pub mod resolve;
 /// When the next scheduled probe is due (fixed rate); never sleeps.
 pub mod schedule;
+/// Per-target figures over 1 m, 1 h and 24 h, and the day's chart: bounded memory, pure.
+pub mod stats;
 /// The append-only results file: repair, append, reopen, snapshots and tails, of one target or all.
 pub mod store;
 /// At most a burst of like log lines per window, and a count of the rest.

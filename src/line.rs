@@ -19,6 +19,60 @@ pub struct LocalTime {
     pub second: u8,
 }
 
+impl LocalTime {
+    /// The calendar time counted in seconds as if it were UTC ("local seconds"): pure
+    /// arithmetic (days from the civil date, proleptic Gregorian), no timezone lookup. The
+    /// statistics slot probes by these, the clock the results lines carry, so that lines read
+    /// back and live probes agree. They are not an instant: when the clock goes back an hour
+    /// (the end of summer time), an hour of local seconds comes twice; when it goes forward,
+    /// an hour of them never comes.
+    pub fn seconds(&self) -> i64 {
+        let (month, day) = (i64::from(self.month), i64::from(self.day));
+        // Howard Hinnant's days_from_civil: years start in March, so February's length
+        // matters only at a year's end.
+        let year = i64::from(self.year) - i64::from(month <= 2);
+        let era = year.div_euclid(400);
+        let year_of_era = year - era * 400;
+        let day_of_year = (153 * ((month + 9) % 12) + 2) / 5 + day - 1;
+        let day_of_era = year_of_era * 365 + year_of_era / 4 - year_of_era / 100 + day_of_year;
+        let days = era * 146_097 + day_of_era - 719_468;
+        days * 86_400 + i64::from(self.hour) * 3_600 + i64::from(self.minute) * 60 + i64::from(self.second)
+    }
+
+    /// The calendar time `seconds` local seconds stand for (see `seconds`); outside the
+    /// years 0 to 9999, which a line cannot carry, the nearest end of that range.
+    pub fn from_seconds(seconds: i64) -> LocalTime {
+        let first = LocalTime { year: 0, month: 1, day: 1, hour: 0, minute: 0, second: 0 };
+        let last = LocalTime { year: 9999, month: 12, day: 31, hour: 23, minute: 59, second: 59 };
+        let seconds = seconds.clamp(first.seconds(), last.seconds());
+        let (days, time) = (seconds.div_euclid(86_400), seconds.rem_euclid(86_400));
+        // Howard Hinnant's civil_from_days.
+        let days = days + 719_468;
+        let era = days.div_euclid(146_097);
+        let day_of_era = days - era * 146_097;
+        let year_of_era =
+            (day_of_era - day_of_era / 1_460 + day_of_era / 36_524 - day_of_era / 146_096) / 365;
+        let day_of_year = day_of_era - (365 * year_of_era + year_of_era / 4 - year_of_era / 100);
+        let shifted_month = (5 * day_of_year + 2) / 153;
+        let day = day_of_year - (153 * shifted_month + 2) / 5 + 1;
+        let month = if shifted_month < 10 { shifted_month + 3 } else { shifted_month - 9 };
+        let year = year_of_era + era * 400 + i64::from(month <= 2);
+        LocalTime {
+            year: year as i32,
+            month: month as u8,
+            day: day as u8,
+            hour: (time / 3_600) as u8,
+            minute: (time / 60 % 60) as u8,
+            second: (time % 60) as u8,
+        }
+    }
+
+    /// Whether the day exists in its month (the line parser checks only that it is 1 to 31).
+    pub fn is_valid_date(&self) -> bool {
+        LocalTime::from_seconds(self.seconds()) == *self
+    }
+}
+
 /// What one probe measured.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Outcome {
@@ -282,8 +336,18 @@ fn is_digits(text: &str) -> bool {
     !text.is_empty() && text.bytes().all(|b| b.is_ascii_digit())
 }
 
-fn parse_stamp(stamp: &str) -> Result<LocalTime, ParseError> {
+/// When the line starting `start` was sent: its timestamp, if it starts with one.
+pub fn line_time(start: &[u8]) -> Option<LocalTime> {
+    let stamp = start.strip_prefix(b"[")?.get(..19).filter(|_| start.get(20) == Some(&b']'))?;
+    parse_stamp(std::str::from_utf8(stamp).ok()?).ok()
+}
+
+/// `2025-08-12 06:56:53`, exactly 19 characters.
+pub fn parse_stamp(stamp: &str) -> Result<LocalTime, ParseError> {
     let bytes = stamp.as_bytes();
+    if bytes.len() != 19 {
+        return Err(ParseError("timestamp must look like 2025-08-12 06:56:53"));
+    }
     let separators = [(4, b'-'), (7, b'-'), (10, b' '), (13, b':'), (16, b':')];
     if separators.iter().any(|&(at, sep)| bytes[at] != sep) {
         return Err(ParseError("timestamp must look like 2025-08-12 06:56:53"));
@@ -350,6 +414,62 @@ mod tests {
         }
         assert_eq!(reply(None, 270).form(), Form::Seed);
         assert_eq!(timeout(name("db-2")).form(), Form::Named);
+    }
+
+    fn at(year: i32, month: u8, day: u8, hour: u8, minute: u8, second: u8) -> LocalTime {
+        LocalTime { year, month, day, hour, minute, second }
+    }
+
+    #[test]
+    fn local_seconds_count_the_calendar_as_if_it_were_utc() {
+        let cases = [
+            (at(1970, 1, 1, 0, 0, 0), 0),
+            (SENT, 1_754_981_813),
+            (at(2000, 2, 29, 12, 0, 0), 951_825_600),
+            (at(1969, 12, 31, 23, 59, 59), -1),
+            (at(0, 1, 1, 0, 0, 0), -62_167_219_200),
+            (at(9999, 12, 31, 23, 59, 59), 253_402_300_799),
+        ];
+        for (time, seconds) in cases {
+            assert_eq!(time.seconds(), seconds, "{time:?}");
+            assert_eq!(LocalTime::from_seconds(seconds), time, "{seconds}");
+        }
+        // Every day of four centuries, leap days and century years included, both ways.
+        let mut day = at(1900, 1, 1, 0, 0, 0).seconds();
+        while day < at(2300, 1, 1, 0, 0, 0).seconds() {
+            let time = LocalTime::from_seconds(day + 86_399);
+            assert_eq!((time.hour, time.minute, time.second), (23, 59, 59));
+            assert_eq!(time.seconds(), day + 86_399);
+            assert!(time.is_valid_date());
+            day += 86_400;
+        }
+        assert_eq!(LocalTime::from_seconds(i64::MIN), at(0, 1, 1, 0, 0, 0));
+        assert_eq!(LocalTime::from_seconds(i64::MAX), at(9999, 12, 31, 23, 59, 59));
+        for (time, valid) in [
+            (at(2024, 2, 29, 0, 0, 0), true),
+            (at(2025, 2, 29, 0, 0, 0), false),
+            (at(1900, 2, 29, 0, 0, 0), false),
+            (at(2000, 2, 29, 0, 0, 0), true),
+            (at(2025, 4, 31, 0, 0, 0), false),
+            (at(2025, 12, 31, 0, 0, 0), true),
+        ] {
+            assert_eq!(time.is_valid_date(), valid, "{time:?}");
+        }
+    }
+
+    #[test]
+    fn line_time_reads_the_timestamp_a_line_starts_with() {
+        let cases: [(&[u8], Option<LocalTime>); 6] = [
+            (b"[2025-08-12 06:56:53] Latency: 0.27 ms", Some(SENT)),
+            (b"[2025-08-12 06:56:53] db-2 Lat", Some(SENT)),
+            (b"[2025-08-12 06:56:53]", Some(SENT)),
+            (b"[2025-08-12 06:56:53", None),
+            (b"[2025-08-12T06:56:53] Latency: 0.27 ms", None),
+            (b"root:x:0:0:root:/root:/bin/bash", None),
+        ];
+        for (start, time) in cases {
+            assert_eq!(line_time(start), time, "{}", String::from_utf8_lossy(start));
+        }
     }
 
     #[test]

@@ -13,8 +13,9 @@ use log::{debug, warn};
 
 use crate::clock;
 use crate::config::duration;
-use crate::engine::{self, Address, Ended, Engine, Probe};
+use crate::engine::{self, Address, Ended, Engine, Heard, Measurement, Probe};
 use crate::line::Line;
+use crate::monitor::Monitor;
 use crate::net::{IcmpSocket, NetError, Received, Wake};
 use crate::packet;
 use crate::store::Store;
@@ -60,8 +61,8 @@ impl fmt::Display for Unavailable {
     }
 }
 
-/// Where the prober sends a caller its line, once the line is stored.
-type Waiter = SyncSender<Result<Line, Unavailable>>;
+/// Where the prober sends a caller its measurement, once its line is stored.
+type Waiter = SyncSender<Result<Measurement, Unavailable>>;
 
 enum Command {
     /// A line for the target with this index.
@@ -90,9 +91,9 @@ pub struct ProberHandle {
 }
 
 impl ProberHandle {
-    /// One line for each target in `targets` (indices in the configured list), in that
-    /// order: from a probe sent now, or from the one to that target already in flight.
-    pub fn probe(&self, targets: &[usize]) -> Result<Vec<Line>, Unavailable> {
+    /// One measurement for each target in `targets` (indices in the configured list), in
+    /// that order: from a probe sent now, or from the one to that target already in flight.
+    pub fn probe(&self, targets: &[usize]) -> Result<Vec<Measurement>, Unavailable> {
         // Every probe is asked for before any line is awaited, so they run side by side.
         let mut lines = Vec::with_capacity(targets.len());
         for &target in targets {
@@ -136,6 +137,7 @@ pub struct Prober<S> {
     engine: Engine<Waiter>,
     max_wait: Duration,
     store: Arc<Store>,
+    monitor: Arc<Monitor>,
     commands: Receiver<Command>,
     stop: Arc<AtomicBool>,
     heartbeat: Arc<Heartbeat>,
@@ -146,11 +148,13 @@ pub struct Prober<S> {
 }
 
 impl<S: IcmpSocket> Prober<S> {
-    /// `on_line` sees every line after it is written (for systemd's STATUS).
+    /// `on_line` sees every line after it is written (for systemd's STATUS); `monitor`
+    /// counts every probe and packet.
     pub fn new(
         socket: S,
         settings: Settings,
         store: Arc<Store>,
+        monitor: Arc<Monitor>,
         heartbeat: Arc<Heartbeat>,
         on_line: Box<dyn FnMut(&Line) + Send>,
     ) -> (Self, ProberHandle) {
@@ -167,6 +171,7 @@ impl<S: IcmpSocket> Prober<S> {
             max_wait: settings.max_wait,
             socket,
             store,
+            monitor,
             commands,
             stop,
             heartbeat,
@@ -238,7 +243,7 @@ impl<S: IcmpSocket> Prober<S> {
 
     /// Hands the engine one packet already waiting; false when there was none.
     fn receive_one(&mut self, buf: &mut [u8]) -> bool {
-        let ended = match self.socket.try_recv(buf) {
+        let heard = match self.socket.try_recv(buf) {
             Ok(Some(Received::Packet(arrival))) => {
                 self.engine.packet(&buf[..arrival.len], arrival, Instant::now())
             }
@@ -251,8 +256,14 @@ impl<S: IcmpSocket> Prober<S> {
                 return false;
             }
         };
-        if let Some(ended) = ended {
-            self.finish(ended);
+        match heard {
+            Heard::Ended(ended) => self.finish(ended),
+            Heard::Duplicate(target) => {
+                self.monitor.duplicate(target, clock::local(SystemTime::now()).seconds())
+            }
+            Heard::Late(target) => self.monitor.late(target, clock::local(SystemTime::now()).seconds()),
+            Heard::Ignored => self.monitor.ignored(),
+            Heard::NotOurs => {}
         }
         true
     }
@@ -264,14 +275,17 @@ impl<S: IcmpSocket> Prober<S> {
     }
 
     fn finish(&mut self, ended: Ended<Waiter>) {
-        let line = ended.line;
-        let appended = self.store.append(&line);
-        (self.on_line)(&line);
+        let measurement = ended.measurement;
+        let appended = self.store.append(&measurement.line);
+        self.monitor.ended(&measurement, SystemTime::now());
+        (self.on_line)(&measurement.line);
         // A caller is told when its line is not in the file, rather than handed a line that
         // the results will never show.
         let stored = match appended {
-            Ok(()) => Ok(line),
+            Ok(()) => Ok(measurement),
             Err(err) => {
+                self.monitor.write_error();
+                let line = measurement.line;
                 self.store_error_log.warn(Instant::now(), format_args!("{err}; the line was: {line}"));
                 Err(Unavailable::NotStored { line, reason: err.to_string() })
             }

@@ -11,7 +11,7 @@ use std::sync::{Arc, Mutex, MutexGuard};
 
 use log::{info, warn};
 
-use crate::line::{self, Form, Line, TARGET_WITHIN};
+use crate::line::{self, Form, Line, LocalTime, TARGET_WITHIN};
 
 /// How far back the last line is read to check the file is ours: far longer than any line.
 const LONGEST_LINE: u64 = 4096;
@@ -286,6 +286,23 @@ impl Store {
     /// The length is known before the first byte is sent: a tail's from reading back to its
     /// start; a whole file's lines of one target from reading it through once beforehand.
     pub fn excerpt(&self, target: Option<&str>, tail: Option<u64>) -> Result<Excerpt, StoreError> {
+        self.excerpt_since(None, target, tail)
+    }
+
+    /// The complete lines from the first sent at or after `from` (see `first_at_or_after`) to
+    /// the end, found without reading the file through: for a refill at start.
+    pub fn since(&self, from: LocalTime) -> Result<Excerpt, StoreError> {
+        self.excerpt_since(Some(from), None, None)
+    }
+
+    /// `excerpt` of the lines from the first sent at or after `since`, when given: of those,
+    /// the ones naming `target`, and of these the last `tail`.
+    pub fn excerpt_since(
+        &self,
+        since: Option<LocalTime>,
+        target: Option<&str>,
+        tail: Option<u64>,
+    ) -> Result<Excerpt, StoreError> {
         let read_error = |err| StoreError::Read { path: self.path.clone(), err };
         let file = self.lock().file.try_clone().map_err(read_error)?;
         let truncations_at_start = self.truncations.load(Ordering::Acquire);
@@ -296,19 +313,24 @@ impl Store {
             return Ok(Excerpt { file: Lines::new(reader, 0, None), len: 0 });
         }
         let end = complete_len(&mut reader, metadata.len()).map_err(read_error)?;
+        let from = match since {
+            Some(since) => first_at_or_after(&mut reader, end, since.seconds()).map_err(read_error)?,
+            None => 0,
+        };
         let (start, len) = match (target, tail) {
-            (None, None) => (0, end),
+            (None, None) => (from, end - from),
             (None, Some(lines)) => {
-                let start = tail_start(&mut reader, end, lines).map_err(read_error)?;
+                let start = tail_start(&mut reader, from, end, lines).map_err(read_error)?;
                 (start, end - start)
             }
             (Some(target), Some(lines)) => {
-                tail_naming(&mut reader, end, target, lines).map_err(read_error)?
+                tail_naming(&mut reader, from, end, target, lines).map_err(read_error)?
             }
             (Some(target), None) => {
-                reader.position = 0;
-                let counted = io::copy(&mut Lines::new(&mut reader, end, Some(target)), &mut io::sink());
-                (0, counted.map_err(read_error)?)
+                reader.position = from;
+                let counted =
+                    io::copy(&mut Lines::new(&mut reader, end - from, Some(target)), &mut io::sink());
+                (from, counted.map_err(read_error)?)
             }
         };
         reader.position = start;
@@ -424,7 +446,7 @@ fn check_last_line<R: Read + Seek>(reader: &mut R, end: u64) -> Result<Option<Fo
     if end == 0 {
         return Ok(None);
     }
-    let start = tail_start(reader, end, 1).map_err(LastLine::Unreadable)?;
+    let start = tail_start(reader, 0, end, 1).map_err(LastLine::Unreadable)?;
     if end - start > LONGEST_LINE {
         return Err(LastLine::Foreign(format!("its last line is {} bytes long", end - start)));
     }
@@ -454,33 +476,41 @@ fn check_torn_tail<R: Read + Seek>(reader: &mut R, end: u64, len: u64) -> Result
 
 /// Offset just past the last newline before `len`: the end of the last complete line.
 pub fn complete_len<R: Read + Seek>(reader: &mut R, len: u64) -> io::Result<u64> {
-    Ok(nth_newline_back(reader, len, 1)?.map_or(0, |at| at + 1))
+    Ok(nth_newline_back(reader, 0, len, 1)?.map_or(0, |at| at + 1))
 }
 
-/// Offset where the last `lines` lines before `end` start; `end` must follow a newline.
-pub fn tail_start<R: Read + Seek>(reader: &mut R, end: u64, lines: u64) -> io::Result<u64> {
-    Ok(nth_newline_back(reader, end, lines.saturating_add(1))?.map_or(0, |at| at + 1))
+/// Offset where the last `lines` lines between `from` and `end` start; both must be where a
+/// line starts (or the file's end).
+pub fn tail_start<R: Read + Seek>(reader: &mut R, from: u64, end: u64, lines: u64) -> io::Result<u64> {
+    Ok(nth_newline_back(reader, from, end, lines.saturating_add(1))?.map_or(from, |at| at + 1))
 }
 
-/// Where the last `lines` lines naming `target` before `end` start, and how many bytes they
-/// hold; `end` must follow a newline. Read back from `end` in chunks, each with the first
-/// bytes after it, so that every line starting in a chunk shows there which target it names.
-fn tail_naming<R: Read + Seek>(reader: &mut R, end: u64, target: &str, lines: u64) -> io::Result<(u64, u64)> {
+/// Where the last `lines` lines naming `target` between `from` and `end` start, and how many
+/// bytes they hold; both must be where a line starts. Read back from `end` in chunks, each
+/// with the first bytes after it, so that every line starting in a chunk shows there which
+/// target it names.
+fn tail_naming<R: Read + Seek>(
+    reader: &mut R,
+    from: u64,
+    end: u64,
+    target: &str,
+    lines: u64,
+) -> io::Result<(u64, u64)> {
     let mut buf = vec![0u8; CHUNK + TARGET_WITHIN];
     let (mut found, mut len, mut start) = (0, 0, end);
     // The end of the line whose start is looked for next.
     let mut line_end = end;
     let mut chunk_end = end;
-    while chunk_end > 0 && found < lines {
-        let chunk_start = chunk_end.saturating_sub(CHUNK as u64);
+    while chunk_end > from && found < lines {
+        let chunk_start = chunk_end.saturating_sub(CHUNK as u64).max(from);
         let read_end = end.min(chunk_end + TARGET_WITHIN as u64);
         let chunk = &mut buf[..(read_end - chunk_start) as usize];
         reader.seek(SeekFrom::Start(chunk_start))?;
         reader.read_exact(chunk)?;
         let newlines = (0..chunk_end - chunk_start).rev().filter(|&at| chunk[at as usize] == b'\n');
-        // A line starts after each newline but the one that ends the last line, and at 0.
+        // A line starts after each newline but the one that ends the last line, and at `from`.
         let starts = newlines.map(|at| chunk_start + at + 1).filter(|&at| at < end);
-        for line_start in starts.chain((chunk_start == 0).then_some(0)) {
+        for line_start in starts.chain((chunk_start == from).then_some(from)) {
             let shown = &chunk[(line_start - chunk_start) as usize
                 ..(line_end.min(line_start + TARGET_WITHIN as u64) - chunk_start) as usize];
             if line::line_names(shown, target) {
@@ -498,14 +528,82 @@ fn tail_naming<R: Read + Seek>(reader: &mut R, end: u64, target: &str, lines: u6
     Ok((start, len))
 }
 
-/// Position of the `n`th newline counting back from `end` (exclusive), reading chunks from
-/// the end so that a tail of a year-long file costs a few reads.
-fn nth_newline_back<R: Read + Seek>(reader: &mut R, end: u64, n: u64) -> io::Result<Option<u64>> {
+/// Where the first line sent at or after `from` (local seconds) starts, or `end` when none
+/// is; `end` must follow a newline. Found by bisecting the lines on their timestamps, so that
+/// a year-long file costs a few dozen small reads. A line without a timestamp (someone
+/// else's) goes with the next line that has one.
+///
+/// When the file's times go back somewhere (the clock was stepped back), the answer is still
+/// a line at or after `from` whose previous line is earlier (or the start, or `end`), but not
+/// necessarily the first such: lines after it may be earlier than `from`, lines before it
+/// later.
+fn first_at_or_after<R: Read + Seek>(reader: &mut R, end: u64, from: i64) -> io::Result<u64> {
+    let mut stamp = [0u8; STAMPED];
+    // The first line with a timestamp from `line` on, before `limit`, and whether it is at or
+    // after `from`; None when there is none.
+    let mut stamped = |reader: &mut R, mut line: u64, limit: u64| -> io::Result<Option<(u64, bool)>> {
+        while line < limit {
+            let stamp = &mut stamp[..(limit - line).min(STAMPED as u64) as usize];
+            reader.seek(SeekFrom::Start(line))?;
+            reader.read_exact(stamp)?;
+            if let Some(time) = line::line_time(stamp) {
+                return Ok(Some((line, time.seconds() >= from)));
+            }
+            line = next_line(reader, line, limit)?.unwrap_or(limit);
+        }
+        Ok(None)
+    };
+    // Every stamped line up to the one at `lo` is earlier; from `hi` on, the first stamped line
+    // is at or after `from`, or there is none.
+    let (mut lo, mut hi) = match stamped(reader, 0, end)? {
+        Some((line, false)) => (line, end),
+        Some((_, true)) | None => return Ok(0),
+    };
+    loop {
+        let middle = lo + (hi - lo) / 2;
+        // A line starting in (lo, hi): after `middle`, or else the one `middle` is in (a
+        // long line, passed in one step rather than line by line from `lo`).
+        let probe = match next_line(reader, middle, hi)? {
+            Some(after) => after,
+            None => nth_newline_back(reader, lo, middle, 1)?.map_or(lo, |at| at + 1),
+        };
+        if probe == lo {
+            return Ok(hi);
+        }
+        match stamped(reader, probe, hi)? {
+            Some((line, false)) => lo = line,
+            Some((_, true)) | None => hi = probe,
+        }
+    }
+}
+
+/// The bytes of a line's start that hold its timestamp: `[2025-08-12 06:56:53]`.
+const STAMPED: usize = 21;
+
+/// Where the first line starting after `position` starts, if before `limit`.
+fn next_line<R: Read + Seek>(reader: &mut R, position: u64, limit: u64) -> io::Result<Option<u64>> {
+    let mut buf = [0u8; 4096];
+    let mut at = position;
+    while at + 1 < limit {
+        let chunk = &mut buf[..(limit - 1 - at).min(4096) as usize];
+        reader.seek(SeekFrom::Start(at))?;
+        reader.read_exact(chunk)?;
+        if let Some(newline) = find_newline(chunk) {
+            return Ok(Some(at + newline as u64 + 1));
+        }
+        at += chunk.len() as u64;
+    }
+    Ok(None)
+}
+
+/// Position of the `n`th newline counting back from `end` (exclusive) to `from`, reading
+/// chunks from the end so that a tail of a year-long file costs a few reads.
+fn nth_newline_back<R: Read + Seek>(reader: &mut R, from: u64, end: u64, n: u64) -> io::Result<Option<u64>> {
     let mut buf = vec![0u8; CHUNK];
     let mut chunk_end = end;
     let mut remaining = n;
-    while chunk_end > 0 && remaining > 0 {
-        let chunk_start = chunk_end.saturating_sub(CHUNK as u64);
+    while chunk_end > from && remaining > 0 {
+        let chunk_start = chunk_end.saturating_sub(CHUNK as u64).max(from);
         let chunk = &mut buf[..(chunk_end - chunk_start) as usize];
         reader.seek(SeekFrom::Start(chunk_start))?;
         reader.read_exact(chunk)?;
@@ -565,7 +663,7 @@ mod tests {
     fn tail(text: &str, lines: u64) -> String {
         let mut cursor = Cursor::new(text.as_bytes());
         let end = complete_len(&mut cursor, text.len() as u64).unwrap();
-        let start = tail_start(&mut cursor, end, lines).unwrap();
+        let start = tail_start(&mut cursor, 0, end, lines).unwrap();
         text[start as usize..end as usize].to_string()
     }
 
@@ -779,7 +877,8 @@ mod tests {
             // Read backwards, the chunk starts `shift` bytes into the line.
             let text = format!("{B}{line}{}\n", "f".repeat(CHUNK + shift - line.len() - 1));
             let (start, len) =
-                tail_naming(&mut Cursor::new(text.as_bytes()), text.len() as u64, LONGEST_NAME, 1).unwrap();
+                tail_naming(&mut Cursor::new(text.as_bytes()), 0, text.len() as u64, LONGEST_NAME, 1)
+                    .unwrap();
             assert_eq!(
                 &text[start as usize..][..len as usize],
                 line,
@@ -830,6 +929,157 @@ mod tests {
         assert_eq!(lines.read(&mut out).unwrap(), 2 * N.len());
         assert_eq!(&out[..2 * N.len()], format!("{N}{N}").as_bytes());
         assert_eq!(lines.read(&mut out).unwrap_err().to_string(), "truncated in place");
+    }
+
+    /// A line naming `target` (or none), sent `second` seconds after 2025-08-12 00:00:00.
+    fn sent_at(target: Option<&str>, second: i64) -> String {
+        let sent = LocalTime::from_seconds(
+            LocalTime { year: 2025, month: 8, day: 12, hour: 0, minute: 0, second: 0 }.seconds() + second,
+        );
+        let target = target.map(|name| name.parse().unwrap());
+        format!(
+            "{}\n",
+            Line {
+                sent,
+                target,
+                outcome: crate::line::Outcome::Reply(std::time::Duration::from_micros(270))
+            }
+        )
+    }
+
+    fn seconds(second: i64) -> i64 {
+        LocalTime { year: 2025, month: 8, day: 12, hour: 0, minute: 0, second: 0 }.seconds() + second
+    }
+
+    /// A reader that counts the bytes read through it.
+    struct Counting<R> {
+        inner: R,
+        read: u64,
+    }
+
+    impl<R: Read> Read for Counting<R> {
+        fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+            let read = self.inner.read(buf)?;
+            self.read += read as u64;
+            Ok(read)
+        }
+    }
+
+    impl<R: Seek> Seek for Counting<R> {
+        fn seek(&mut self, to: SeekFrom) -> io::Result<u64> {
+            self.inner.seek(to)
+        }
+    }
+
+    #[test]
+    fn bisection_finds_the_first_line_at_or_after_a_time_in_a_few_reads() {
+        // 200,000 lines, three a second, with someone else's lines here and there (one
+        // longer than a chunk) and seconds without lines.
+        let mut lines = Vec::new();
+        for i in 0..200_000i64 {
+            let second = i / 3 + i / 30_000 * 100;
+            lines.push((Some(second), sent_at(Some("db-2"), second)));
+            if i % 49_999 == 7 {
+                lines.push((None, "operator note: moved the disk\n".into()));
+            }
+        }
+        lines.insert(100_003, (None, format!("{}\n", "x".repeat(3 * CHUNK))));
+        let text: String = lines.iter().map(|(_, line)| line.as_str()).collect();
+        let starts: Vec<u64> = lines
+            .iter()
+            .scan(0u64, |at, (_, line)| {
+                let start = *at;
+                *at += line.len() as u64;
+                Some(start)
+            })
+            .collect();
+        let last = lines.iter().filter_map(|(second, _)| *second).max().unwrap();
+        for from in
+            [-5, 0, 1, 2, 1_000, 10_000, 10_001, 10_050, 10_100, 33_333, 66_666, last - 1, last, last + 1]
+        {
+            let want = lines
+                .iter()
+                .position(|(second, _)| second.is_some_and(|second| second >= from))
+                .map_or(text.len() as u64, |index| starts[index]);
+            let mut reader = Counting { inner: Cursor::new(text.as_bytes()), read: 0 };
+            let got = first_at_or_after(&mut reader, text.len() as u64, seconds(from)).unwrap();
+            assert_eq!(got, want, "from second {from}");
+            // A few dozen small reads, and the long line at most three times over.
+            assert!(
+                reader.read < 40 * 4096 + 3 * 3 * CHUNK as u64,
+                "from second {from}: {} bytes read",
+                reader.read
+            );
+        }
+        assert_eq!(first_at_or_after(&mut Cursor::new(b""), 0, 0).unwrap(), 0);
+    }
+
+    #[test]
+    fn bisection_over_a_clock_step_back_finds_a_boundary() {
+        // Seconds 0..1000, then the clock back to 500 and on to 1500.
+        let seconds_sent: Vec<i64> = (0..1_000).chain(500..1_500).collect();
+        let text: String = seconds_sent.iter().map(|&second| sent_at(None, second)).collect();
+        let line_len = sent_at(None, 0).len() as u64;
+        for from in [0, 10, 499, 500, 700, 999, 1_000, 1_200, 1_499, 1_500] {
+            let got = first_at_or_after(&mut Cursor::new(text.as_bytes()), text.len() as u64, seconds(from))
+                .unwrap();
+            assert_eq!(got % line_len, 0);
+            let index = (got / line_len) as usize;
+            // The line there is at or after `from` (or the end), the one before it earlier.
+            assert!(index == seconds_sent.len() || seconds_sent[index] >= from, "from {from}: line {index}");
+            assert!(index == 0 || seconds_sent[index - 1] < from, "from {from}: line {index}");
+        }
+    }
+
+    #[test]
+    fn since_combines_with_target_and_tail() {
+        let names = [Some("a"), Some("b"), None];
+        let lines: Vec<(i64, Option<&str>, String)> = (0..3_000)
+            .map(|i| (i / 2, names[i as usize % 3], sent_at(names[i as usize % 3], i / 2)))
+            .collect();
+        let text: String = lines.iter().map(|(_, _, line)| line.as_str()).collect();
+        let dir = temp_dir("since");
+        let path = dir.join("results.txt");
+        fs::write(&path, &text).unwrap();
+        let store = Store::open(&path, Form::Named).unwrap();
+        for from in [-1, 0, 1, 700, 1_499, 1_500] {
+            let since = LocalTime::from_seconds(seconds(from));
+            for target in [None, Some("a"), Some("b"), Some("c")] {
+                for tail in [None, Some(0), Some(1), Some(7), Some(100_000)] {
+                    let kept: Vec<&str> = lines
+                        .iter()
+                        .filter(|(second, name, _)| *second >= from && (target.is_none() || *name == target))
+                        .map(|(_, _, line)| line.as_str())
+                        .collect();
+                    let skip = kept.len().saturating_sub(tail.map_or(usize::MAX, |n| n as usize));
+                    let mut excerpt = store.excerpt_since(Some(since), target, tail).unwrap();
+                    let mut got = String::new();
+                    excerpt.file.read_to_string(&mut got).unwrap();
+                    let want = kept[skip..].concat();
+                    assert!(
+                        got == want,
+                        "since {from} target {target:?} tail {tail:?}: {} lines, want {}",
+                        got.lines().count(),
+                        want.lines().count()
+                    );
+                    assert_eq!(got.len() as u64, excerpt.len);
+                }
+            }
+            let mut all = String::new();
+            store.since(since).unwrap().file.read_to_string(&mut all).unwrap();
+            let want = lines
+                .iter()
+                .filter(|(second, _, _)| *second >= from)
+                .map(|(_, _, line)| line.as_str())
+                .collect::<String>();
+            assert!(
+                all == want,
+                "since {from}: {} lines, want {}",
+                all.lines().count(),
+                want.lines().count()
+            );
+        }
+        fs::remove_dir_all(dir).unwrap();
     }
 
     #[test]

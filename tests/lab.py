@@ -113,10 +113,10 @@ class Namespaces:
             os.close(other)
         return conn
 
-    def request(self, method, path, **kwargs):
+    def request(self, method, path, headers=None, **kwargs):
         conn = self.connect(**kwargs)
         try:
-            conn.request(method, path)
+            conn.request(method, path, headers=headers or {})
             response = conn.getresponse()
             return response.status, dict(response.getheaders()), response.read().decode()
         finally:

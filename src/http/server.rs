@@ -8,14 +8,18 @@ use std::net::{SocketAddr, TcpListener};
 use std::panic::{self, AssertUnwindSafe};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
-use std::time::{Duration, Instant};
+use std::time::{Duration, Instant, SystemTime};
 
 use log::{debug, error};
 use tiny_http::{Header, Response, StatusCode};
 
-use super::{ALLOW, Rejection, Request, Route, route};
-use crate::line::Name;
+use super::{ALLOW, Format, Rejection, Request, Route, Since, route};
+use crate::clock;
+use crate::line::{LocalTime, Name};
+use crate::monitor::{self, Monitor};
+use crate::page;
 use crate::prober::ProberHandle;
+use crate::record::{NdJson, Record};
 use crate::store::Store;
 use crate::throttle::Throttle;
 
@@ -41,11 +45,12 @@ impl fmt::Display for ServerError {
 impl std::error::Error for ServerError {}
 
 /// What the handlers need: the prober (absent when no target is configured), the targets'
-/// names in configured order, and the file.
+/// names in configured order, the file, and what the prober saw.
 pub struct Context {
     pub prober: Option<ProberHandle>,
     pub targets: Vec<Name>,
     pub store: Arc<Store>,
+    pub monitor: Arc<Monitor>,
 }
 
 /// What every request's handler shares.
@@ -120,15 +125,32 @@ fn header(name: &str, value: &str) -> Header {
     Header::from_bytes(name.as_bytes(), value.as_bytes()).expect("header names and values are ASCII literals")
 }
 
-/// Every answer is plain text about a moment that has passed: never cached.
-fn plain<R: Read>(response: Response<R>) -> Response<R> {
+const TEXT: &str = "text/plain; charset=utf-8";
+const NDJSON: &str = "application/x-ndjson";
+const JSON: &str = "application/json";
+const HTML: &str = "text/html; charset=utf-8";
+
+/// Every answer is about a moment that has passed: never cached.
+fn typed<R: Read>(response: Response<R>, content_type: &str) -> Response<R> {
     response
-        .with_header(header("Content-Type", "text/plain; charset=utf-8"))
+        .with_header(header("Content-Type", content_type))
         .with_header(header("Cache-Control", "no-store"))
+}
+
+fn plain<R: Read>(response: Response<R>) -> Response<R> {
+    typed(response, TEXT)
 }
 
 fn text(status: u16, body: String) -> Response<io::Cursor<Vec<u8>>> {
     plain(Response::from_string(body).with_status_code(StatusCode(status)))
+}
+
+/// A whole body made at once, as `content_type`; HEAD gets its headers and length only.
+fn whole(request: tiny_http::Request, body: Vec<u8>, content_type: &str, head: bool) {
+    let len = body.len();
+    let body = if head { Vec::new() } else { body };
+    let response = Response::new(StatusCode(200), Vec::new(), io::Cursor::new(body), Some(len), None);
+    respond(request, typed(response, content_type));
 }
 
 fn respond<R: Read>(request: tiny_http::Request, response: Response<R>) {
@@ -141,7 +163,12 @@ fn handle(request: tiny_http::Request, shared: &Shared) {
     let context = &shared.context;
     let method = request.method().as_str().to_string();
     debug!("HTTP {method} {} from {:?}", request.url(), request.remote_addr());
-    match route(&method, request.url(), &context.targets) {
+    let accept = request
+        .headers()
+        .iter()
+        .find(|header| header.field.equiv("Accept"))
+        .map(|header| header.value.as_str().to_string());
+    match route(&method, request.url(), accept.as_deref(), &context.targets) {
         Err(rejection) => {
             let mut response = text(rejection.status(), rejection.body());
             if rejection == Rejection::MethodNotAllowed {
@@ -149,18 +176,52 @@ fn handle(request: tiny_http::Request, shared: &Shared) {
             }
             respond(request, response);
         }
-        Ok(Request { route: Route::Latency { target }, head }) => {
+        Ok(Request { route: Route::Latency { target, format }, head }) => {
             let _counted = Counted::new(&shared.probing);
-            serve_latency(request, context, target, head)
+            serve_latency(request, context, target, format, head)
         }
-        Ok(Request { route: Route::Results { target, tail }, head }) => {
-            serve_results(request, shared, target, tail, head)
+        Ok(Request { route: Route::Results { target, tail, since, format }, head }) => {
+            let since = since.map(|since| match since {
+                Since::Local(time) => time,
+                Since::Instant(seconds) => clock::local_from_unix(seconds),
+            });
+            serve_results(request, shared, target, tail, since, format, head)
+        }
+        Ok(Request { route: Route::Metrics, head }) => {
+            whole(request, context.monitor.exposition(), monitor::CONTENT_TYPE, head)
+        }
+        Ok(Request { route: Route::Stats { target, format }, head }) => {
+            let now = clock::local(SystemTime::now()).seconds();
+            let stats = context.monitor.overview(target, now);
+            match format {
+                Format::Text => whole(request, page::stats_text(&stats).into_bytes(), TEXT, head),
+                Format::Json => whole(request, page::stats_json(&stats), JSON, head),
+            }
+        }
+        Ok(Request { route: Route::Page, head }) => {
+            let now = clock::local(SystemTime::now()).seconds();
+            let stats = context.monitor.overview(None, now);
+            whole(request, page::html(&stats, now).into_bytes(), HTML, head)
         }
     }
 }
 
+/// The only target's NAME, which seed-form lines leave out.
+fn single(context: &Context) -> Option<&str> {
+    match context.targets.as_slice() {
+        [only] => Some(only),
+        _ => None,
+    }
+}
+
 /// A line from a fresh probe of `target`, or of each target in order.
-fn serve_latency(request: tiny_http::Request, context: &Context, target: Option<&str>, head: bool) {
+fn serve_latency(
+    request: tiny_http::Request,
+    context: &Context,
+    target: Option<&str>,
+    format: Format,
+    head: bool,
+) {
     let Some(prober) = &context.prober else {
         let body = "no target configured: set LATENCY_TARGET in /etc/default/latency or pass --target\n";
         return respond(request, text(503, body.into()));
@@ -171,15 +232,27 @@ fn serve_latency(request: tiny_http::Request, context: &Context, target: Option<
         // from GET's (section 8.6) and lets HEAD omit a header field known only once the body
         // is made (section 9.3.2): no length given, the patched tiny_http sends none.
         let unknown_length = Response::new(StatusCode(200), Vec::new(), io::empty(), None, None);
-        return respond(request, plain(unknown_length));
+        let content_type = if format == Format::Json { NDJSON } else { TEXT };
+        return respond(request, typed(unknown_length, content_type));
     }
     let targets: Vec<usize> = match target {
         Some(name) => context.targets.iter().position(|known| **known == *name).into_iter().collect(),
         None => (0..context.targets.len()).collect(),
     };
-    match prober.probe(&targets) {
-        Ok(lines) => respond(request, text(200, lines.iter().map(|line| format!("{line}\n")).collect())),
-        Err(err) => respond(request, text(503, format!("{err}\n"))),
+    match (prober.probe(&targets), format) {
+        (Ok(measured), Format::Text) => {
+            respond(request, text(200, measured.iter().map(|m| format!("{}\n", m.line)).collect()))
+        }
+        (Ok(measured), Format::Json) => {
+            let body = measured
+                .iter()
+                .flat_map(|m| {
+                    Record::from_measurement(m, single(context), clock::offset(&m.line.sent)).ndjson()
+                })
+                .collect();
+            whole(request, body, NDJSON, false)
+        }
+        (Err(err), _) => respond(request, text(503, format!("{err}\n"))),
     }
 }
 
@@ -188,9 +261,11 @@ fn serve_results(
     shared: &Shared,
     target: Option<&str>,
     tail: Option<u64>,
+    since: Option<LocalTime>,
+    format: Format,
     head: bool,
 ) {
-    let excerpt = match shared.context.store.excerpt(target, tail) {
+    let excerpt = match shared.context.store.excerpt_since(since, target, tail) {
         Ok(excerpt) => excerpt,
         Err(err) => {
             error!("{err}");
@@ -198,9 +273,24 @@ fn serve_results(
         }
     };
     let body = Download::new(excerpt.file.take(excerpt.len), excerpt.len);
-    let response = plain(Response::new(StatusCode(200), Vec::new(), body, Some(excerpt.len as usize), None));
     // A tail or a short file is sent at once; only long downloads need a slot.
-    if head || excerpt.len <= SHORT_DOWNLOAD {
+    let short = head || excerpt.len <= SHORT_DOWNLOAD;
+    let response: Response<Box<dyn Read + Send>> = match format {
+        Format::Text => plain(Response::new(
+            StatusCode(200),
+            Vec::new(),
+            Box::new(body),
+            Some(excerpt.len as usize),
+            None,
+        )),
+        // Its length is known only once every line is converted: sent chunked.
+        Format::Json => {
+            let records = NdJson::new(io::BufReader::new(body), single(&shared.context), offsets());
+            let records: Box<dyn Read + Send> = if head { Box::new(io::empty()) } else { Box::new(records) };
+            typed(Response::new(StatusCode(200), Vec::new(), records, None, None), NDJSON)
+        }
+    };
+    if short {
         return respond(request, response);
     }
     let Some(_slot) = Slot::take(&shared.downloads, MAX_DOWNLOADS) else {
@@ -216,6 +306,23 @@ fn serve_results(
         return respond(request, busy);
     };
     respond(request, response);
+}
+
+/// The UTC offset at each line's time, asked of the timezone database once an hour of lines:
+/// a download of a year of lines must not ask it for every line.
+fn offsets() -> impl FnMut(&LocalTime) -> i32 + Send {
+    let mut known: Option<(i64, i32)> = None;
+    move |at| {
+        let hour = at.seconds().div_euclid(3600);
+        match known {
+            Some((known_hour, offset)) if known_hour == hour => offset,
+            _ => {
+                let offset = clock::offset(at);
+                known = Some((hour, offset));
+                offset
+            }
+        }
+    }
 }
 
 /// A download this short fits the socket buffers: it holds its thread for a moment only.

@@ -78,6 +78,26 @@ impl ErrorKind {
     }
 }
 
+impl ErrorKind {
+    /// A short, stable name for counting errors by kind (statistics, JSON), where the
+    /// `Display` text is for people and carries codes and MTUs.
+    pub fn label(&self) -> &'static str {
+        match self {
+            ErrorKind::Unreachable(0) => "network-unreachable",
+            ErrorKind::Unreachable(1) => "host-unreachable",
+            ErrorKind::Unreachable(2) => "protocol-unreachable",
+            ErrorKind::Unreachable(3) | ErrorKind::Unreachable6(4) => "port-unreachable",
+            ErrorKind::Unreachable(4) | ErrorKind::PacketTooBig(_) => "packet-too-big",
+            ErrorKind::Unreachable(9 | 10 | 13) | ErrorKind::Unreachable6(1 | 5 | 6) => "admin-prohibited",
+            ErrorKind::Unreachable6(0) => "no-route",
+            ErrorKind::Unreachable6(3) => "address-unreachable",
+            ErrorKind::Unreachable(_) | ErrorKind::Unreachable6(_) => "unreachable",
+            ErrorKind::TimeExceeded | ErrorKind::HopLimitExceeded => "time-exceeded",
+            ErrorKind::ParameterProblem => "parameter-problem",
+        }
+    }
+}
+
 impl fmt::Display for ErrorKind {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let text = match self {

@@ -1,0 +1,385 @@
+//! What the prober saw, kept for the operator: the Prometheus metrics of every target and of
+//! the process, and each target's statistics windows. The prober thread records; HTTP threads
+//! read. Counters and histograms are the `prometheus` crate's atomics, so a scrape never holds
+//! up the prober; each target's windows have a lock of their own, held by a reader only while
+//! it sums that one target.
+
+use std::sync::{Mutex, PoisonError};
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use prometheus::core::Collector;
+use prometheus::{
+    Encoder, GaugeVec, Histogram, HistogramOpts, IntCounter, IntCounterVec, IntGaugeVec, Opts, Registry,
+    TextEncoder,
+};
+
+mod process;
+
+use process::ProcessMetrics;
+
+use crate::engine::{Address, Measurement};
+use crate::line::{Name, Outcome};
+use crate::page::{Overview, TargetView};
+use crate::stats::{Refilled, Sample, TargetStats, Window};
+
+/// Round trips from 50 µs (two hosts on one switch) to 10 s (past any sane timeout), in
+/// steps of 1-2.5-5 so that every decade has three buckets.
+pub const RTT_BUCKETS: [f64; 17] = [
+    50e-6, 100e-6, 250e-6, 500e-6, 1e-3, 2.5e-3, 5e-3, 10e-3, 25e-3, 50e-3, 100e-3, 250e-3, 500e-3, 1.0, 2.5,
+    5.0, 10.0,
+];
+
+/// The content type of the text exposition format, version 0.0.4.
+pub const CONTENT_TYPE: &str = "text/plain; version=0.0.4; charset=utf-8";
+
+/// One target's series, looked up once so that recording a probe takes no label lookup.
+struct Watched {
+    name: Name,
+    rtt: Histogram,
+    replies: IntCounter,
+    timeouts: IntCounter,
+    errors: IntCounter,
+    duplicates: IntCounter,
+    late: IntCounter,
+    /// The address the target's gauges are labelled with, once it has been probed.
+    address: Mutex<Option<String>>,
+    stats: Mutex<TargetStats>,
+}
+
+pub struct Monitor {
+    registry: Registry,
+    targets: Vec<Watched>,
+    up: IntGaugeVec,
+    last_rtt: GaugeVec,
+    last_reply: GaugeVec,
+    ignored: IntCounter,
+    write_errors: IntCounter,
+    refilled: Refilled,
+}
+
+fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    // A panic elsewhere mid-update leaves counts that are still counts.
+    mutex.lock().unwrap_or_else(PoisonError::into_inner)
+}
+
+fn register<C: Collector + Clone + 'static>(registry: &Registry, collector: C) -> C {
+    registry
+        .register(Box::new(collector.clone()))
+        .expect("each metric is registered once, under a name of its own");
+    collector
+}
+
+fn opts(name: &str, help: &str) -> Opts {
+    Opts::new(name, help)
+}
+
+impl Monitor {
+    /// Series for `targets` (their NAMEs, in configured order), at zero, and their windows
+    /// as the results file refilled them (`stats` in the same order).
+    pub fn new(targets: &[Name], stats: Vec<TargetStats>, refilled: Refilled) -> Monitor {
+        let registry = Registry::new();
+        let rtt = register(
+            &registry,
+            prometheus::HistogramVec::new(
+                HistogramOpts::new("latency_rtt_seconds", "Round-trip time of answered probes.")
+                    .buckets(RTT_BUCKETS.to_vec()),
+                &["target"],
+            )
+            .expect("valid histogram options"),
+        );
+        let probes = register(
+            &registry,
+            IntCounterVec::new(
+                opts("latency_probes_total", "Probes ended, by result: reply, timeout, or an ICMP error."),
+                &["target", "result"],
+            )
+            .expect("valid counter options"),
+        );
+        let duplicates = register(
+            &registry,
+            IntCounterVec::new(
+                opts("latency_duplicate_replies_total", "Replies to a probe already answered."),
+                &["target"],
+            )
+            .expect("valid counter options"),
+        );
+        let late = register(
+            &registry,
+            IntCounterVec::new(
+                opts("latency_late_replies_total", "Replies that came after their probe's timeout."),
+                &["target"],
+            )
+            .expect("valid counter options"),
+        );
+        let targets = targets
+            .iter()
+            .zip(stats)
+            .map(|(name, stats)| {
+                let label = [&**name];
+                let result = |result: &str| probes.with_label_values(&[&**name, result]);
+                Watched {
+                    name: name.clone(),
+                    rtt: rtt.with_label_values(&label),
+                    replies: result("reply"),
+                    timeouts: result("timeout"),
+                    errors: result("error"),
+                    duplicates: duplicates.with_label_values(&label),
+                    late: late.with_label_values(&label),
+                    address: Mutex::new(None),
+                    stats: Mutex::new(stats),
+                }
+            })
+            .collect();
+        let gauge = |name: &str, help: &str| {
+            register(
+                &registry,
+                GaugeVec::new(opts(name, help), &["target", "address"]).expect("valid gauge options"),
+            )
+        };
+        let last_rtt =
+            gauge("latency_last_rtt_seconds", "Round-trip time of the target's last answered probe.");
+        let last_reply = gauge(
+            "latency_last_reply_timestamp_seconds",
+            "When the target's last answered probe was answered, in seconds since 1970.",
+        );
+        let up = register(
+            &registry,
+            IntGaugeVec::new(
+                opts("latency_target_up", "1 when the target's last probe was answered, else 0."),
+                &["target", "address"],
+            )
+            .expect("valid gauge options"),
+        );
+        let ignored = register(
+            &registry,
+            IntCounter::with_opts(opts(
+                "latency_ignored_packets_total",
+                "ICMP packets addressed to this prober that answered no probe: corrupt, foreign payload, wrong source.",
+            ))
+            .expect("valid counter options"),
+        );
+        let write_errors = register(
+            &registry,
+            IntCounter::with_opts(opts(
+                "latency_results_write_errors_total",
+                "Lines that could not be appended to the results file.",
+            ))
+            .expect("valid counter options"),
+        );
+        let build = register(
+            &registry,
+            IntGaugeVec::new(opts("latency_build_info", "The running build; always 1."), &["version"])
+                .expect("valid gauge options"),
+        );
+        build.with_label_values(&[env!("CARGO_PKG_VERSION")]).set(1);
+        registry.register(Box::new(ProcessMetrics::new())).expect("the process metrics are registered once");
+        Monitor { registry, targets, up, last_rtt, last_reply, ignored, write_errors, refilled }
+    }
+
+    /// Counts an ended probe, answered at `now` if it was.
+    pub fn ended(&self, measurement: &Measurement, now: SystemTime) {
+        let Some(target) = self.targets.get(measurement.target) else { return };
+        let sample = match (measurement.line.outcome, measurement.error) {
+            (Outcome::Reply(rtt), _) => Sample::Reply(rtt),
+            (Outcome::Timeout, Some(error)) => Sample::Error(error.label()),
+            (Outcome::Timeout, None) => Sample::Timeout,
+        };
+        lock(&target.stats).record(measurement.line.sent.seconds(), sample);
+        let address = measurement.address.map_or_else(String::new, |address: Address| address.to_string());
+        self.relabel(target, &address);
+        let labels = [&*target.name, address.as_str()];
+        match (measurement.line.outcome, measurement.error) {
+            (Outcome::Reply(rtt), _) => {
+                let seconds = rtt.as_secs_f64();
+                target.replies.inc();
+                target.rtt.observe(seconds);
+                self.last_rtt.with_label_values(&labels).set(seconds);
+                let since_epoch = now.duration_since(UNIX_EPOCH).map_or(0.0, |since| since.as_secs_f64());
+                self.last_reply.with_label_values(&labels).set(since_epoch);
+            }
+            (Outcome::Timeout, Some(_)) => target.errors.inc(),
+            (Outcome::Timeout, None) => target.timeouts.inc(),
+        }
+        let answered = matches!(measurement.line.outcome, Outcome::Reply(_));
+        self.up.with_label_values(&labels).set(answered.into());
+    }
+
+    /// A target's gauges follow its address: those of the address it had are removed, so a
+    /// re-resolved target does not leave a stale series behind.
+    fn relabel(&self, target: &Watched, address: &str) {
+        let mut labelled = lock(&target.address);
+        if labelled.as_deref() == Some(address) {
+            return;
+        }
+        if let Some(old) = labelled.replace(address.to_string()) {
+            let labels = [&*target.name, old.as_str()];
+            // A gauge not yet set for the old address has no series to remove.
+            let _ = self.up.remove_label_values(&labels);
+            let _ = self.last_rtt.remove_label_values(&labels);
+            let _ = self.last_reply.remove_label_values(&labels);
+        }
+    }
+
+    /// A duplicate reply from target `target`, heard at `at` (local seconds).
+    pub fn duplicate(&self, target: usize, at: i64) {
+        if let Some(target) = self.targets.get(target) {
+            target.duplicates.inc();
+            lock(&target.stats).duplicate(at);
+        }
+    }
+
+    /// A reply from target `target` after its probe's timeout, heard at `at` (local seconds).
+    pub fn late(&self, target: usize, at: i64) {
+        if let Some(target) = self.targets.get(target) {
+            target.late.inc();
+            lock(&target.stats).late(at);
+        }
+    }
+
+    pub fn ignored(&self) {
+        self.ignored.inc();
+    }
+
+    pub fn write_error(&self) {
+        self.write_errors.inc();
+    }
+
+    /// The windows and chart of each target, or of the one named `only`, at `now` (local
+    /// seconds).
+    pub fn overview(&self, only: Option<&str>, now: i64) -> Overview {
+        let targets = self
+            .targets
+            .iter()
+            .filter(|target| only.is_none_or(|name| *target.name == *name))
+            .map(|target| {
+                let address = lock(&target.address).clone().filter(|address| !address.is_empty());
+                let stats = lock(&target.stats);
+                TargetView {
+                    name: target.name.clone(),
+                    address,
+                    windows: Window::ALL.iter().map(|&window| stats.summary(now, window)).collect(),
+                    jitter: stats.smoothed_jitter(),
+                    chart: stats.chart(now),
+                }
+            })
+            .collect();
+        Overview { targets, refill: self.refilled }
+    }
+
+    /// Every metric in the text exposition format (`CONTENT_TYPE`).
+    pub fn exposition(&self) -> Vec<u8> {
+        let mut text = Vec::with_capacity(4096 + 2048 * self.targets.len());
+        // Writing into a Vec cannot fail, and the families gathered are well formed.
+        let _ = TextEncoder::new().encode(&self.registry.gather(), &mut text);
+        text
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::line::{Line, LocalTime};
+    use crate::packet::icmp::ErrorKind;
+    use std::net::{IpAddr, Ipv4Addr};
+    use std::time::Duration;
+
+    const SENT: LocalTime = LocalTime { year: 2025, month: 8, day: 12, hour: 6, minute: 56, second: 53 };
+
+    fn monitor(names: &[&str]) -> Monitor {
+        let names: Vec<Name> = names.iter().map(|name| name.parse().expect("a valid name")).collect();
+        let stats = names.iter().map(|_| TargetStats::new()).collect();
+        Monitor::new(&names, stats, Refilled { used: 0, skipped: 0 })
+    }
+
+    fn measured(
+        target: usize,
+        outcome: Outcome,
+        address: Option<[u8; 4]>,
+        error: Option<ErrorKind>,
+    ) -> Measurement {
+        let address = address.map(|ip| Address::from(IpAddr::V4(Ipv4Addr::from(ip))));
+        Measurement { target, line: Line { sent: SENT, target: None, outcome }, address, error }
+    }
+
+    fn text(monitor: &Monitor) -> String {
+        String::from_utf8(monitor.exposition()).expect("UTF-8")
+    }
+
+    fn sample<'a>(text: &'a str, series: &str) -> Option<&'a str> {
+        text.lines().find_map(|line| line.strip_prefix(series)?.strip_prefix(' '))
+    }
+
+    #[test]
+    fn each_result_is_counted_once_under_its_target_and_lost_probes_stay_out_of_the_histogram() {
+        let monitor = monitor(&["a", "b"]);
+        let at = UNIX_EPOCH + Duration::from_secs(1_754_981_813);
+        monitor.ended(
+            &measured(0, Outcome::Reply(Duration::from_micros(270)), Some([198, 51, 100, 2]), None),
+            at,
+        );
+        monitor.ended(&measured(0, Outcome::Timeout, Some([198, 51, 100, 2]), None), at);
+        monitor.ended(
+            &measured(1, Outcome::Timeout, Some([198, 51, 100, 3]), Some(ErrorKind::Unreachable(1))),
+            at,
+        );
+        monitor.duplicate(0, 0);
+        monitor.late(1, 0);
+        monitor.ignored();
+        let text = text(&monitor);
+        for (series, value) in [
+            (r#"latency_probes_total{result="reply",target="a"}"#, "1"),
+            (r#"latency_probes_total{result="timeout",target="a"}"#, "1"),
+            (r#"latency_probes_total{result="error",target="a"}"#, "0"),
+            (r#"latency_probes_total{result="error",target="b"}"#, "1"),
+            (r#"latency_rtt_seconds_count{target="a"}"#, "1"),
+            (r#"latency_rtt_seconds_bucket{target="a",le="0.00025"}"#, "0"),
+            (r#"latency_rtt_seconds_bucket{target="a",le="0.0005"}"#, "1"),
+            (r#"latency_rtt_seconds_count{target="b"}"#, "0"),
+            (r#"latency_last_rtt_seconds{address="198.51.100.2",target="a"}"#, "0.00027"),
+            (r#"latency_last_reply_timestamp_seconds{address="198.51.100.2",target="a"}"#, "1754981813"),
+            (r#"latency_target_up{address="198.51.100.2",target="a"}"#, "0"),
+            (r#"latency_target_up{address="198.51.100.3",target="b"}"#, "0"),
+            (r#"latency_duplicate_replies_total{target="a"}"#, "1"),
+            (r#"latency_late_replies_total{target="b"}"#, "1"),
+            ("latency_ignored_packets_total", "1"),
+            ("latency_results_write_errors_total", "0"),
+            (r#"latency_build_info{version=""#, env!("CARGO_PKG_VERSION")),
+        ] {
+            let found = if series.ends_with('"') {
+                text.lines()
+                    .find(|line| line.starts_with(series))
+                    .map(|line| &line[series.len()..series.len() + value.len()])
+            } else {
+                sample(&text, series)
+            };
+            assert_eq!(found, Some(value), "{series} in\n{text}");
+        }
+        assert!(text.contains("process_resident_memory_bytes "), "{text}");
+        assert!(!text.contains("latency_last_rtt_seconds{address=\"198.51.100.3\""), "b was never answered");
+    }
+
+    #[test]
+    fn a_new_address_replaces_the_old_ones_gauges() {
+        let monitor = monitor(&["a"]);
+        let now = SystemTime::now();
+        monitor.ended(
+            &measured(0, Outcome::Reply(Duration::from_millis(1)), Some([198, 51, 100, 2]), None),
+            now,
+        );
+        monitor.ended(
+            &measured(0, Outcome::Reply(Duration::from_millis(2)), Some([198, 51, 100, 9]), None),
+            now,
+        );
+        let text = text(&monitor);
+        assert!(!text.contains("198.51.100.2"), "{text}");
+        assert_eq!(sample(&text, r#"latency_target_up{address="198.51.100.9",target="a"}"#), Some("1"));
+        assert_eq!(
+            sample(&text, r#"latency_last_rtt_seconds{address="198.51.100.9",target="a"}"#),
+            Some("0.002")
+        );
+        monitor.ended(&measured(0, Outcome::Timeout, None, None), now);
+        let text = super::tests::text(&monitor);
+        assert_eq!(sample(&text, r#"latency_target_up{address="",target="a"}"#), Some("0"), "{text}");
+        assert_eq!(sample(&text, r#"latency_probes_total{result="reply",target="a"}"#), Some("2"));
+    }
+}
