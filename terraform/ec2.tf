@@ -68,7 +68,7 @@ locals {
 
   # First-boot script of the first server: point latency at the second server.
   first_server_user_data = local.mesh ? null : templatefile("${path.module}/setup.sh", {
-    latency_target = module.second_server[0].private_ip
+    target_ip = module.second_server[0].private_ip
   })
 
   # The mesh's servers, named as their peers' results lines name them. Fixed addresses

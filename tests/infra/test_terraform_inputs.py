@@ -69,7 +69,7 @@ def test_open_cidrs_need_the_explicit_switch(tf_copy):
 
 
 def render_setup(tf_copy, ip):
-    out, err = tf_console(tf_copy, f'jsonencode(templatefile("${{path.module}}/setup.sh", {{latency_target = "{ip}"}}))')
+    out, err = tf_console(tf_copy, f'jsonencode(templatefile("${{path.module}}/setup.sh", {{target_ip = "{ip}"}}))')
     assert not err.strip() or "Warning" in err, err
     return json.loads(json.loads(out.strip()))
 

@@ -5,7 +5,7 @@ output "user_data" {
   description = "One user_data script per server, in the order of servers."
   value = [
     for s in var.servers : templatefile("${path.module}/../../setup.sh", {
-      latency_target = join(",", [for p in var.servers : "${p.name}=${p.private_ip}" if p.name != s.name])
+      target_ip = join(",", [for p in var.servers : "${p.name}=${p.private_ip}" if p.name != s.name])
     })
   ]
 }
