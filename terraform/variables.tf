@@ -4,9 +4,31 @@ variable "region" {
   default     = "eu-west-1"
 }
 
+variable "mesh_size" {
+  type        = number
+  description = "Number of servers of a mesh, each running latency and watching all the others; null (the default) builds the pair: a first server watching a second."
+  default     = null
+
+  validation {
+    condition     = var.mesh_size == null ? true : floor(var.mesh_size) == var.mesh_size && var.mesh_size >= 2 && var.mesh_size <= 50
+    error_message = "The mesh_size must be a whole number from 2 to 50 (at least 2 servers to watch each other, at most 50), or null for the pair."
+  }
+}
+
+variable "mesh_host_offset" {
+  type        = number
+  description = "With mesh_size: host number in the subnet of the first server's fixed private IP (cidrhost); server i gets offset + i - 1. Move it when these addresses are taken."
+  default     = 10
+
+  validation {
+    condition     = floor(var.mesh_host_offset) == var.mesh_host_offset && var.mesh_host_offset >= 4
+    error_message = "The mesh_host_offset must be a whole number of at least 4: AWS keeps the first four addresses of a subnet."
+  }
+}
+
 variable "ami_id_first_server" {
   type        = string
-  description = "AMI of the first server: the one `packer build` printed (Ubuntu 24.04 with latency installed)."
+  description = "AMI of the first server, or of every server of a mesh: the one `packer build` printed (Ubuntu 24.04 with latency installed)."
 
   validation {
     condition     = can(regex("^ami-[0-9a-f]{8,17}$", var.ami_id_first_server))

@@ -22,21 +22,21 @@ mock_provider "aws" {
 }
 
 override_resource {
-  target = aws_security_group.first_server
+  target = aws_security_group.first_server[0]
   values = {
     id = "sg-0f1257000000000aa"
   }
 }
 
 override_resource {
-  target = aws_security_group.second_server
+  target = aws_security_group.second_server[0]
   values = {
     id = "sg-05ec0d000000000bb"
   }
 }
 
 override_resource {
-  target = module.first_server.aws_instance.this
+  target = module.first_server[0].aws_instance.this
   values = {
     id         = "i-0f1257000000000aa"
     private_ip = "172.31.10.11"
@@ -45,7 +45,7 @@ override_resource {
 }
 
 override_resource {
-  target = module.second_server.aws_instance.this
+  target = module.second_server[0].aws_instance.this
   values = {
     id         = "i-05ec0d000000000bb"
     private_ip = "172.31.20.22"
@@ -124,29 +124,29 @@ run "icmp_only_from_first_server_group" {
 
   assert {
     condition = (
-      aws_vpc_security_group_ingress_rule.icmp_echo_from_first.security_group_id == "sg-05ec0d000000000bb" &&
-      aws_vpc_security_group_ingress_rule.icmp_echo_from_first.referenced_security_group_id == "sg-0f1257000000000aa" &&
-      aws_vpc_security_group_ingress_rule.icmp_echo_from_first.cidr_ipv4 == null &&
-      aws_vpc_security_group_ingress_rule.icmp_echo_from_first.cidr_ipv6 == null
+      aws_vpc_security_group_ingress_rule.icmp_echo_from_first[0].security_group_id == "sg-05ec0d000000000bb" &&
+      aws_vpc_security_group_ingress_rule.icmp_echo_from_first[0].referenced_security_group_id == "sg-0f1257000000000aa" &&
+      aws_vpc_security_group_ingress_rule.icmp_echo_from_first[0].cidr_ipv4 == null &&
+      aws_vpc_security_group_ingress_rule.icmp_echo_from_first[0].cidr_ipv6 == null
     )
     error_message = "The second server must accept ICMP only from the first server's security group."
   }
 
   assert {
     condition = (
-      aws_vpc_security_group_ingress_rule.icmp_echo_from_first.ip_protocol == "icmp" &&
-      aws_vpc_security_group_ingress_rule.icmp_echo_from_first.from_port == 8 &&
-      aws_vpc_security_group_ingress_rule.icmp_echo_from_first.to_port == 0
+      aws_vpc_security_group_ingress_rule.icmp_echo_from_first[0].ip_protocol == "icmp" &&
+      aws_vpc_security_group_ingress_rule.icmp_echo_from_first[0].from_port == 8 &&
+      aws_vpc_security_group_ingress_rule.icmp_echo_from_first[0].to_port == 0
     )
     error_message = "The second server's only ingress must be ICMP echo request (type 8, code 0)."
   }
 
   assert {
     condition = (
-      aws_vpc_security_group_egress_rule.icmp_echo_to_second.security_group_id == "sg-0f1257000000000aa" &&
-      aws_vpc_security_group_egress_rule.icmp_echo_to_second.referenced_security_group_id == "sg-05ec0d000000000bb" &&
-      aws_vpc_security_group_egress_rule.icmp_echo_to_second.ip_protocol == "icmp" &&
-      aws_vpc_security_group_egress_rule.icmp_echo_to_second.cidr_ipv4 == null
+      aws_vpc_security_group_egress_rule.icmp_echo_to_second[0].security_group_id == "sg-0f1257000000000aa" &&
+      aws_vpc_security_group_egress_rule.icmp_echo_to_second[0].referenced_security_group_id == "sg-05ec0d000000000bb" &&
+      aws_vpc_security_group_egress_rule.icmp_echo_to_second[0].ip_protocol == "icmp" &&
+      aws_vpc_security_group_egress_rule.icmp_echo_to_second[0].cidr_ipv4 == null
     )
     error_message = "The first server's only egress must be ICMP echo to the second server's group."
   }
@@ -171,6 +171,21 @@ run "outputs_are_ready_to_paste" {
       output.second_server_public_ip == "198.51.100.22" && output.second_server_private_ip == "172.31.20.22"
     )
     error_message = "The four IP outputs must be the servers' addresses."
+  }
+
+  assert {
+    condition     = output.latency_urls == ["http://198.51.100.11:5000/latency"]
+    error_message = "latency_urls must list the first server's URL only: the second runs no latency."
+  }
+
+  assert {
+    condition     = output.prometheus_targets == ["198.51.100.11:5000"]
+    error_message = "prometheus_targets must list the first server's IP:5000 only."
+  }
+
+  assert {
+    condition     = length(module.mesh) == 0 && length(aws_security_group.mesh) == 0 && length(data.aws_subnet.mesh) == 0
+    error_message = "Without mesh_size no mesh must be built."
   }
 }
 

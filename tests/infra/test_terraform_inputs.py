@@ -30,6 +30,9 @@ BAD = [
     ("ssh_public_key", "ssh-ed25519 AAAA\nssh-rsa BBBB", "The ssh_public_key must be one OpenSSH public key line"),
     ("ami_id_first_server", "ubuntu-24.04", "The ami_id_first_server must be an AMI id"),
     ("root_volume_size", "2", "The root_volume_size must be between 8 and 1024 GiB"),
+    ("mesh_size", "1", "The mesh_size must be a whole number from 2 to 50"),
+    ("mesh_size", "51", "The mesh_size must be a whole number from 2 to 50"),
+    ("mesh_host_offset", "2", "AWS keeps the first four addresses of a subnet"),
 ]
 
 

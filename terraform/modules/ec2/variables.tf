@@ -19,6 +19,12 @@ variable "subnet_id" {
   description = "Subnet the instance runs in."
 }
 
+variable "private_ip" {
+  type        = string
+  description = "Fixed private IPv4 address in subnet_id; null lets AWS pick one."
+  default     = null
+}
+
 variable "security_group_ids" {
   type        = list(string)
   description = "Security groups of the instance's network interface."
