@@ -586,7 +586,7 @@ pub fn tail_naming<R: Read + Seek>(
 /// a line at or after `from` whose previous line is earlier (or the start, or `end`), but not
 /// necessarily the first such: lines after it may be earlier than `from`, lines before it
 /// later.
-fn first_at_or_after<R: Read + Seek>(reader: &mut R, end: u64, from: i64) -> io::Result<u64> {
+pub fn first_at_or_after<R: Read + Seek>(reader: &mut R, end: u64, from: i64) -> io::Result<u64> {
     let mut stamp = [0u8; STAMPED];
     // The first line with a timestamp from `line` on, before `limit`, and whether it is at or
     // after `from`; None when there is none.
