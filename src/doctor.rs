@@ -294,6 +294,26 @@ pub enum Results {
     NotWritable { path: PathBuf, reason: String },
 }
 
+/// Where the unit keeps the results file (`StateDirectory=latency`): written by the service's
+/// own user, not by whoever runs the doctor.
+pub const STATE_DIRECTORIES: [&str; 2] = ["/var/lib/latency", "/var/lib/private/latency"];
+
+/// Whether root can write a file (or, with `search`, enter and write a directory) owned by
+/// `uid`:`gid` with `mode`, holding no capability, as the daemon started by root does once its
+/// sockets are open: the mode bits alone decide then, as for any user (the owner's if root
+/// owns it, else the group's if its group is root's, else the others').
+pub fn writable_by_root_without_capabilities(uid: u32, gid: u32, mode: u32, search: bool) -> bool {
+    let need = if search { 0o3 } else { 0o2 };
+    let bits = if uid == 0 {
+        mode >> 6
+    } else if gid == 0 {
+        mode >> 3
+    } else {
+        mode
+    };
+    bits & need == need
+}
+
 pub fn results_check(path: &Path, found: &Results, who: &Who) -> Check {
     let shown = path.display();
     let choose =
@@ -706,5 +726,28 @@ mod tests {
         let tcp6 = "  sl  local_address                         remote_address                        st ...\n   \
                     0: 00000000000000000000000000000000:1388 00000000000000000000000000000000:0000 0A 00000000:00000000 00:00000000 00000000     0        0 777 1 0\n";
         assert_eq!(listening_inodes(tcp6, 5000), [777]);
+    }
+
+    #[test]
+    fn root_without_capabilities_writes_by_the_mode_bits_alone() {
+        for (uid, gid, mode, search, writable) in [
+            (0, 0, 0o600, false, true),
+            (0, 0, 0o400, false, false),
+            (65534, 65534, 0o600, false, false),
+            (65534, 0, 0o660, false, true),
+            (65534, 65534, 0o666, false, true),
+            // The owner's bits alone apply to the owner, however open the others are.
+            (0, 0, 0o066, false, false),
+            (0, 0, 0o700, true, true),
+            (0, 0, 0o600, true, false),
+            (65534, 65534, 0o1777, true, true),
+            (65534, 65534, 0o755, true, false),
+        ] {
+            assert_eq!(
+                writable_by_root_without_capabilities(uid, gid, mode, search),
+                writable,
+                "{uid}:{gid} {mode:o} search {search}"
+            );
+        }
     }
 }

@@ -5,6 +5,7 @@
 use std::fs;
 use std::io;
 use std::net::IpAddr;
+use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::sync::Arc;
@@ -14,9 +15,9 @@ use std::time::Duration;
 use nix::unistd::{AccessFlags, User, access, getegid, geteuid};
 
 use super::{
-    Check, DEFAULTS_FILE, Echo, Listen, NetRaw, Results, Sockets, TargetEcho, Unit, Who, exit_code,
-    listen_check, listening_inodes, parse_environment_file, results_check, setting, socket_checks,
-    target_checks, unit_check,
+    Check, DEFAULTS_FILE, Echo, Listen, NetRaw, Results, STATE_DIRECTORIES, Sockets, TargetEcho, Unit, Who,
+    exit_code, listen_check, listening_inodes, parse_environment_file, results_check, setting, socket_checks,
+    target_checks, unit_check, writable_by_root_without_capabilities,
 };
 use crate::config::{self, Command as Parsed, Config, Host, SyncPolicy};
 use crate::daemon::{self, START_LOOKUPS_WAIT};
@@ -226,18 +227,18 @@ fn probe_with_scratch(
 fn results(path: &Path) -> Results {
     let not_writable = |at: &Path, reason: String| Results::NotWritable { path: at.to_path_buf(), reason };
     match store::check_existing(path) {
-        Ok(Some(bytes)) => match access(path, AccessFlags::W_OK) {
+        Ok(Some(bytes)) => match writable(path, AccessFlags::W_OK) {
             Ok(()) => Results::Ours { bytes },
-            Err(errno) => not_writable(path, errno.desc().into()),
+            Err(reason) => not_writable(path, reason),
         },
         Ok(None) => {
             // The daemon creates the missing directories: the nearest one that exists must
             // let this user in and write.
             let existing = path.ancestors().skip(1).find(|dir| dir.is_dir()).unwrap_or(Path::new("/"));
             let existing = if existing.as_os_str().is_empty() { Path::new(".") } else { existing };
-            match access(existing, AccessFlags::W_OK | AccessFlags::X_OK) {
+            match writable(existing, AccessFlags::W_OK | AccessFlags::X_OK) {
                 Ok(()) => Results::Absent { creatable_in: existing.to_path_buf() },
-                Err(errno) => not_writable(existing, errno.desc().into()),
+                Err(reason) => not_writable(existing, reason),
             }
         }
         Err(StoreError::NotResults { path, reason }) => {
@@ -248,6 +249,28 @@ fn results(path: &Path) -> Results {
         }
         Err(err) => Results::NotOurs(err.to_string()),
     }
+}
+
+/// Whether the daemon, run as the doctor is, may write `path` (`how`: and enter it). Run as
+/// root, it opens the file after giving up every capability, CAP_DAC_OVERRIDE with it, so
+/// root's own `access` would say yes where the daemon is refused: the mode bits decide, unless
+/// the path is the unit's, which the service's own user writes.
+fn writable(path: &Path, how: AccessFlags) -> Result<(), String> {
+    access(path, how).map_err(|errno| errno.desc().to_string())?;
+    let unit_writes_it = STATE_DIRECTORIES.iter().any(|dir| path.starts_with(dir));
+    if !geteuid().is_root() || unit_writes_it {
+        return Ok(());
+    }
+    let metadata = fs::metadata(path).map_err(|err| err.to_string())?;
+    let search = how.contains(AccessFlags::X_OK);
+    if writable_by_root_without_capabilities(metadata.uid(), metadata.gid(), metadata.mode(), search) {
+        return Ok(());
+    }
+    Err(format!(
+        "owner uid {}, mode {:o}: root writes by the mode bits alone once the daemon has given up its capabilities",
+        metadata.uid(),
+        metadata.mode() & 0o7777
+    ))
 }
 
 /// Whether the listen address can be bound, and if not, who holds it.

@@ -104,6 +104,26 @@ def test_a_results_path_nobody_cannot_write(net, nobody_dir):
     assert not (closed / "state").exists()
 
 
+def test_root_is_told_a_file_it_may_write_only_with_capabilities_the_daemon_gives_up(net, start, tmp_path):
+    # A file the service's user left (0600), run by hand as root: root's own access() says
+    # yes, but the daemon opens the file after dropping CAP_DAC_OVERRIDE, and is refused.
+    results = tmp_path / "state" / "results.txt"
+    results.parent.mkdir()
+    results.write_text("[2025-08-12 06:56:53] Latency: 0.27 ms\n")
+    os.chown(results, 65534, 65534)
+    results.chmod(0o600)
+    code, report = doctor(net, "--target", TARGET_IP, "--listen", LISTEN, "--results", str(results))
+    assert code == 1, report
+    text, fix = line(report, "PROBLEM results file")
+    assert f"{results} is not writable by root (owner uid 65534, mode 600" in text, text
+    assert fix.startswith(f"fix: sudo chown root {results}"), fix
+    daemon = start("--target", TARGET_IP, "--results", str(results))
+    assert daemon.exit_code() == 1 and "Permission denied" in daemon.text(), daemon.text()
+    os.chown(results, 0, 0)
+    code, report = doctor(net, "--target", TARGET_IP, "--listen", LISTEN, "--results", str(results))
+    assert code == 0, report
+
+
 def test_the_listen_address_held_by_another_process(net):
     holder = subprocess.Popen(
         ["ip", "netns", "exec", net.daemon, "python3", "-c",
