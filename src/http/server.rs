@@ -179,7 +179,9 @@ fn respond<R: Read>(request: tiny_http::Request, response: Response<R>) {
 fn handle(request: tiny_http::Request, shared: &Shared) {
     let context = &shared.context;
     let method = request.method().as_str().to_string();
-    debug!("HTTP {method} {} from {:?}", request.url(), request.remote_addr());
+    // Quoted: a request line ends only at CRLF, so a bare newline in the URL would otherwise
+    // start a log line of the client's making.
+    debug!("HTTP {method} {:?} from {:?}", request.url(), request.remote_addr());
     let accept = request
         .headers()
         .iter()

@@ -638,3 +638,14 @@ def test_a_flood_from_one_client_leaves_latency_to_another_under_the_units_tasks
         if daemon:
             daemon.kill()
         cgroup.rmdir()
+
+
+def test_a_newline_in_the_url_does_not_forge_a_log_line(net, start):
+    daemon = start(*SLOW).ready()
+    conn = net.connect()
+    # tiny_http splits the request line at spaces only: the forged line holds none.
+    conn.sock.sendall(b"GET /latency-results?x\n2026-01-01T00:00:00-ERROR-forged HTTP/1.1\r\nHost: a\r\n\r\n")
+    conn.sock.recv(4096)
+    conn.close()
+    wait_until(lambda: "HTTP GET" in daemon.text() and "forged" in daemon.text(), 5, daemon.text)
+    assert not any(line.startswith("2026-01-01") for line in daemon.text().splitlines()), daemon.text()
