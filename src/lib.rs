@@ -1,7 +1,8 @@
-//! `latency`: measures ICMP round-trip time to one target, keeps every measurement in a text
-//! file and serves them over HTTP. Pure logic lives in small modules with their tests; the
-//! operating system is reached only through `net`, `clock`, `privilege`, `store`, `notify` and
-//! `http::server`.
+//! `latency`: measures ICMP round-trip time to one target or several, keeps every measurement
+//! in a text file and serves them, their statistics and Prometheus metrics over HTTP. Pure
+//! logic lives in small modules with their tests; the operating system is reached only through
+//! `net`, `clock`, `privilege`, `store`, `notify`, `http::server`, `monitor::process` and
+//! `doctor::system`.
 #![deny(unsafe_code)]
 
 /// The local time now, as calendar fields (the one `localtime_r` call).
@@ -20,13 +21,14 @@ pub mod http;
 pub mod line;
 /// Log format for a terminal or for journald.
 pub mod logging;
-/// What the prober saw, for the operator: Prometheus metrics, shared by the prober and HTTP.
+/// What the prober saw, for the operator: Prometheus metrics and each target's statistics
+/// windows, shared by the prober and HTTP.
 pub mod monitor;
 /// The ICMP socket behind a trait, with the Linux implementation.
 pub mod net;
-/// systemd notifications: READY, WATCHDOG, STATUS.
+/// systemd notifications: READY, WATCHDOG, STATUS, STOPPING.
 pub mod notify;
-/// ICMP echo packets: encode, parse, checksum, the IPv4 header.
+/// ICMP and ICMPv6 echo packets: encode, parse, checksum, the IPv4 and IPv6 headers.
 pub mod packet;
 /// What an operator reads: statistics as text or JSON, and the page with a chart per target.
 pub mod page;
