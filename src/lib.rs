@@ -5,7 +5,8 @@
 //! `doctor::system`.
 #![deny(unsafe_code)]
 
-/// The local time now, as calendar fields (the one `localtime_r` call).
+/// Local time as calendar fields, and the timezone's offset at a local time (the one
+/// `localtime_r` call and the one `mktime` call).
 pub mod clock;
 /// Flags and environment → validated `Config`.
 pub mod config;
