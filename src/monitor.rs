@@ -24,7 +24,7 @@ use crate::stats::{Refilled, Sample, TargetStats, Window};
 
 /// Round trips from 50 µs (two hosts on one switch) to 10 s (past any sane timeout), in
 /// steps of 1-2.5-5 so that every decade has three buckets.
-pub const RTT_BUCKETS: [f64; 17] = [
+const RTT_BUCKETS: [f64; 17] = [
     50e-6, 100e-6, 250e-6, 500e-6, 1e-3, 2.5e-3, 5e-3, 10e-3, 25e-3, 50e-3, 100e-3, 250e-3, 500e-3, 1.0, 2.5,
     5.0, 10.0,
 ];

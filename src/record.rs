@@ -30,7 +30,7 @@ pub struct Record<'a> {
 impl<'a> Record<'a> {
     /// A line read back from the file. `single` is the NAME of the only target, which
     /// seed-form lines do not carry; `offset` the UTC offset, in seconds, at a local time.
-    pub fn from_line(line: &'a Line, single: Option<&'a str>, offset: i32) -> Record<'a> {
+    fn from_line(line: &'a Line, single: Option<&'a str>, offset: i32) -> Record<'a> {
         let rtt_ms = match line.outcome {
             // One correctly rounded division: 70 µs is 0.07, where seconds times 1000 would
             // give 0.06999999999999999.
@@ -73,7 +73,7 @@ impl<'a> Record<'a> {
 }
 
 /// `2025-08-12T06:56:53+02:00`; `Z` is not used, so that the offset always shows.
-pub fn rfc3339(time: &LocalTime, offset: i32) -> String {
+fn rfc3339(time: &LocalTime, offset: i32) -> String {
     let sign = if offset < 0 { '-' } else { '+' };
     let minutes = offset.unsigned_abs() / 60;
     format!(

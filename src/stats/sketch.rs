@@ -9,11 +9,11 @@
 //! `MAX_COUNT` values that land in a single bucket.
 
 /// The relative accuracy.
-pub const ALPHA: f64 = 0.01;
+const ALPHA: f64 = 0.01;
 const GAMMA: f64 = (1.0 + ALPHA) / (1.0 - ALPHA);
 const COUNT_BITS: u32 = 20;
 /// The most values one entry counts; more in its bucket take another entry.
-pub const MAX_COUNT: u32 = (1 << COUNT_BITS) - 1;
+const MAX_COUNT: u32 = (1 << COUNT_BITS) - 1;
 /// The bucket of `u64::MAX` nanoseconds (584 years); 0 holds exactly 0 ns.
 #[cfg(test)]
 pub const MAX_INDEX: u32 = 2219;
