@@ -10,7 +10,7 @@ use std::time::Duration;
 use serde::Serialize;
 
 use crate::line::{LocalTime, Name};
-use crate::stats::{ChartPoint, Refilled, Summary};
+use crate::stats::{self, ChartPoint, Refilled, Summary};
 
 /// One target as the operator's view shows it.
 pub struct TargetView {
@@ -185,8 +185,9 @@ const BOTTOM: f64 = 150.0;
 const LOSS_TOP: f64 = 154.0;
 const LOSS_HEIGHT: f64 = 8.0;
 const HEIGHT: f64 = 180.0;
-const BUCKET: i64 = 300;
-const BUCKETS: i64 = 24 * 3600 / BUCKET;
+/// The chart's buckets, as the statistics keep them.
+const BUCKET: i64 = stats::BUCKET_SECONDS;
+const BUCKETS: i64 = stats::BUCKETS as i64;
 
 /// Loss as SmokePing colours it: more loss, hotter colour; all lost stands apart.
 fn loss_colour(lost: u64, sent: u64) -> &'static str {

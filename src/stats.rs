@@ -97,8 +97,8 @@ impl Window {
 }
 
 /// The chart's buckets: 5 minutes each, 24 hours of them.
-const BUCKET_SECONDS: i64 = 300;
-const BUCKETS: usize = 288;
+pub const BUCKET_SECONDS: i64 = 300;
+pub const BUCKETS: usize = 288;
 /// A probe sent this long before the newest one recorded means the clock went back: longer
 /// than any probe takes to be recorded (a timeout is at most 60 s).
 const STEP_BACK: i64 = 300;
