@@ -982,9 +982,7 @@ mod tests {
 
     /// A line naming `target` (or none), sent `second` seconds after 2025-08-12 00:00:00.
     fn sent_at(target: Option<&str>, second: i64) -> String {
-        let sent = LocalTime::from_seconds(
-            LocalTime { year: 2025, month: 8, day: 12, hour: 0, minute: 0, second: 0 }.seconds() + second,
-        );
+        let sent = LocalTime::from_seconds(seconds(second));
         let target = target.map(|name| name.parse().unwrap());
         format!(
             "{}\n",
@@ -996,6 +994,7 @@ mod tests {
         )
     }
 
+    /// `second` seconds after 2025-08-12 00:00:00, in local seconds.
     fn seconds(second: i64) -> i64 {
         LocalTime { year: 2025, month: 8, day: 12, hour: 0, minute: 0, second: 0 }.seconds() + second
     }
