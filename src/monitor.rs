@@ -114,10 +114,6 @@ fn register<C: Collector + Clone + 'static>(registry: &Registry, collector: C) -
     collector
 }
 
-fn opts(name: &str, help: &str) -> Opts {
-    Opts::new(name, help)
-}
-
 impl Monitor {
     /// Series for `targets` (their NAMEs, in configured order), at zero, and their windows,
     /// empty. With `refilling`, the windows read back from the results file are to come
@@ -136,7 +132,10 @@ impl Monitor {
         let probes = register(
             &registry,
             IntCounterVec::new(
-                opts("latency_probes_total", "Probes ended, by result: reply, timeout, or an ICMP error."),
+                Opts::new(
+                    "latency_probes_total",
+                    "Probes ended, by result: reply, timeout, or an ICMP error.",
+                ),
                 &["target", "result"],
             )
             .expect("valid counter options"),
@@ -144,7 +143,7 @@ impl Monitor {
         let duplicates = register(
             &registry,
             IntCounterVec::new(
-                opts("latency_duplicate_replies_total", "Replies to a probe already answered."),
+                Opts::new("latency_duplicate_replies_total", "Replies to a probe already answered."),
                 &["target"],
             )
             .expect("valid counter options"),
@@ -152,7 +151,7 @@ impl Monitor {
         let late = register(
             &registry,
             IntCounterVec::new(
-                opts("latency_late_replies_total", "Replies that came after their probe's timeout."),
+                Opts::new("latency_late_replies_total", "Replies that came after their probe's timeout."),
                 &["target"],
             )
             .expect("valid counter options"),
@@ -181,7 +180,7 @@ impl Monitor {
         let gauge = |name: &str, help: &str| {
             register(
                 &registry,
-                GaugeVec::new(opts(name, help), &["target", "address"]).expect("valid gauge options"),
+                GaugeVec::new(Opts::new(name, help), &["target", "address"]).expect("valid gauge options"),
             )
         };
         let last_rtt =
@@ -193,14 +192,14 @@ impl Monitor {
         let up = register(
             &registry,
             IntGaugeVec::new(
-                opts("latency_target_up", "1 when the target's last probe was answered, else 0."),
+                Opts::new("latency_target_up", "1 when the target's last probe was answered, else 0."),
                 &["target", "address"],
             )
             .expect("valid gauge options"),
         );
         let ignored = register(
             &registry,
-            IntCounter::with_opts(opts(
+            IntCounter::with_opts(Opts::new(
                 "latency_ignored_packets_total",
                 "ICMP packets addressed to this prober that answered no probe: corrupt, foreign payload, wrong source.",
             ))
@@ -208,7 +207,7 @@ impl Monitor {
         );
         let write_errors = register(
             &registry,
-            IntCounter::with_opts(opts(
+            IntCounter::with_opts(Opts::new(
                 "latency_results_write_errors_total",
                 "Lines that could not be appended to the results file.",
             ))
@@ -216,7 +215,7 @@ impl Monitor {
         );
         let build = register(
             &registry,
-            IntGaugeVec::new(opts("latency_build_info", "The running build; always 1."), &["version"])
+            IntGaugeVec::new(Opts::new("latency_build_info", "The running build; always 1."), &["version"])
                 .expect("valid gauge options"),
         );
         build.with_label_values(&[env!("CARGO_PKG_VERSION")]).set(1);

@@ -54,20 +54,16 @@ pub struct ProcessMetrics {
     page_size: i64,
 }
 
-fn opts(name: &str, help: &str) -> Opts {
-    Opts::new(name, help)
-}
-
 impl ProcessMetrics {
     pub fn new() -> ProcessMetrics {
         let gauge =
-            |name: &str, help: &str| IntGauge::with_opts(opts(name, help)).expect("valid gauge options");
-        let cpu = Counter::with_opts(opts(
+            |name: &str, help: &str| IntGauge::with_opts(Opts::new(name, help)).expect("valid gauge options");
+        let cpu = Counter::with_opts(Opts::new(
             "process_cpu_seconds_total",
             "Total user and system CPU time spent in seconds.",
         ))
         .expect("valid counter options");
-        let start_time = Gauge::with_opts(opts(
+        let start_time = Gauge::with_opts(Opts::new(
             "process_start_time_seconds",
             "Start time of the process since unix epoch in seconds.",
         ))
