@@ -29,8 +29,9 @@ struct CapData {
 /// privilege it means not to have.
 #[derive(Debug, PartialEq, Eq)]
 pub struct PrivilegeError {
-    pub operation: &'static str,
-    pub errno: Errno,
+    /// The call that failed, with its argument where one varies.
+    operation: String,
+    errno: Errno,
 }
 
 impl fmt::Display for PrivilegeError {
@@ -75,7 +76,7 @@ fn capget() -> Result<[CapData; 2], PrivilegeError> {
     // kernel writes its preferred version there on EINVAL), the data for writing the two
     // entries that version 3 fills.
     let got = unsafe { libc::syscall(libc::SYS_capget, &mut header as *mut CapHeader, data.as_mut_ptr()) };
-    Errno::result(got).map_err(|errno| PrivilegeError { operation: "capget", errno })?;
+    Errno::result(got).map_err(|errno| PrivilegeError { operation: "capget".into(), errno })?;
     Ok(data)
 }
 
@@ -85,7 +86,7 @@ fn capset(data: &[CapData; 2]) -> Result<(), PrivilegeError> {
     // kernel writes its preferred version there on EINVAL), the data for reading the two
     // entries that version 3 expects.
     let set = unsafe { libc::syscall(libc::SYS_capset, &mut header as *mut CapHeader, data.as_ptr()) };
-    Errno::result(set).map(drop).map_err(|errno| PrivilegeError { operation: "capset", errno })
+    Errno::result(set).map(drop).map_err(|errno| PrivilegeError { operation: "capset".into(), errno })
 }
 
 /// Leaves the calling thread, which must be the process's only one, with no capability and
@@ -106,7 +107,7 @@ fn capset(data: &[CapData; 2]) -> Result<(), PrivilegeError> {
 pub fn drop_all() -> Result<Bounding, PrivilegeError> {
     let bounding = empty_bounding_set()?;
     nix::sys::prctl::set_no_new_privs()
-        .map_err(|errno| PrivilegeError { operation: "prctl(PR_SET_NO_NEW_PRIVS)", errno })?;
+        .map_err(|errno| PrivilegeError { operation: "prctl(PR_SET_NO_NEW_PRIVS)".into(), errno })?;
     // SAFETY: PR_CAP_AMBIENT takes integer arguments only and touches no memory of ours.
     let cleared = unsafe {
         libc::prctl(libc::PR_CAP_AMBIENT, libc::PR_CAP_AMBIENT_CLEAR_ALL as libc::c_ulong, 0, 0, 0)
@@ -114,7 +115,9 @@ pub fn drop_all() -> Result<Bounding, PrivilegeError> {
     // A kernel older than 4.3 has no ambient set, so nothing to clear.
     match Errno::result(cleared) {
         Ok(_) | Err(Errno::EINVAL) => {}
-        Err(errno) => return Err(PrivilegeError { operation: "prctl(PR_CAP_AMBIENT_CLEAR_ALL)", errno }),
+        Err(errno) => {
+            return Err(PrivilegeError { operation: "prctl(PR_CAP_AMBIENT_CLEAR_ALL)".into(), errno });
+        }
     }
     capset(&[CapData::default(); 2])?;
     Ok(bounding)
@@ -129,7 +132,12 @@ fn empty_bounding_set() -> Result<Bounding, PrivilegeError> {
             Ok(0) => continue,
             Ok(_) => {}
             Err(Errno::EINVAL) => break,
-            Err(errno) => return Err(PrivilegeError { operation: "prctl(PR_CAPBSET_READ)", errno }),
+            Err(errno) => {
+                return Err(PrivilegeError {
+                    operation: format!("prctl(PR_CAPBSET_READ, {capability})"),
+                    errno,
+                });
+            }
         }
         // SAFETY: as above.
         let dropped = unsafe { libc::prctl(libc::PR_CAPBSET_DROP, capability as libc::c_ulong, 0, 0, 0) };
@@ -137,7 +145,12 @@ fn empty_bounding_set() -> Result<Bounding, PrivilegeError> {
             Ok(_) => {}
             // Without CAP_SETPCAP no capability can be dropped, the first one included.
             Err(Errno::EPERM) => return Ok(Bounding::Kept),
-            Err(errno) => return Err(PrivilegeError { operation: "prctl(PR_CAPBSET_DROP)", errno }),
+            Err(errno) => {
+                return Err(PrivilegeError {
+                    operation: format!("prctl(PR_CAPBSET_DROP, {capability})"),
+                    errno,
+                });
+            }
         }
     }
     Ok(Bounding::Emptied)
