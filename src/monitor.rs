@@ -32,7 +32,8 @@ const RTT_BUCKETS: [f64; 17] = [
 /// The content type of the text exposition format, version 0.0.4.
 pub const CONTENT_TYPE: &str = "text/plain; version=0.0.4; charset=utf-8";
 
-/// One target's series, looked up once so that recording a probe takes no label lookup.
+/// One target's counters and histogram, looked up once. Its gauges are looked up by label
+/// for each probe, as their `address` label follows the target's address.
 struct Watched {
     name: Name,
     rtt: Histogram,
