@@ -1149,6 +1149,9 @@ mod tests {
         while !appender.is_finished() {
             store.reopen().unwrap();
             reopens += 1;
+            // A moment with the lock free: the mutex is not fair, and a loop that takes it
+            // again at once can starve the appender for minutes.
+            std::thread::sleep(std::time::Duration::from_micros(20));
         }
         appender.join().unwrap();
         let stored = fs::read_to_string(&path).unwrap();
